@@ -1,0 +1,23 @@
+"""Reference rows of every table: the original model and the retrained gold model.
+
+They are not run by the unlearning stage: the pipeline maps them to the checkpoints made by
+`train_original` and `train_retrain` (retrain's time is its training time).
+"""
+
+from . import Access, UnlearningMethod, register_method
+
+
+@register_method("original")
+class Original(UnlearningMethod):
+    kind = "reference"
+
+    def access(self) -> Access:
+        return Access(reference="— (no unlearning)")
+
+
+@register_method("retrain")
+class Retrain(UnlearningMethod):
+    kind = "reference"
+
+    def access(self) -> Access:
+        return Access(retain="full", reference="retain (retrain from scratch)")

@@ -1,0 +1,99 @@
+"""Metrics of one unlearned model (percentages unless stated), computed from saved outputs.
+
+Names are explicit so each paper's table convention can be rendered from them:
+  acc_forget       accuracy on the forget set (training samples to forget)
+  acc_retain       accuracy on the retain set
+  acc_test_retain  test accuracy on retained classes (all test samples for random forgetting)
+  acc_test_forget  test accuracy on forgotten classes (NaN for random forgetting)
+  acc_val          validation accuracy (retained classes)
+  mia_svc_efficacy SalUn's MIA-efficacy: % of forget samples the SVC calls NON-member
+  mia_entropy_lr, mia_prob_lr, mia_sm_*: % of forget samples called member
+  js_forget_pred   JS divergence (base 2) between the forget-set prediction histograms of this
+                   model and of the retrained model
+  dist_original / dist_retrain: L2 distance of all parameters to the original / retrained model
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import torch
+
+from .mia import Shadow, all_attacks
+
+
+def softmax(logits: np.ndarray) -> np.ndarray:
+    z = logits - logits.max(1, keepdims=True)
+    e = np.exp(z)
+    return e / e.sum(1, keepdims=True)
+
+
+def accuracy(logits: np.ndarray, y: np.ndarray) -> float:
+    return float((logits.argmax(1) == y).mean() * 100) if len(y) else float("nan")
+
+
+def prediction_histogram(logits: np.ndarray, num_classes: int) -> np.ndarray:
+    """Fraction of samples predicted as each class."""
+    counts = np.bincount(logits.argmax(1), minlength=num_classes).astype(float)
+    return counts / max(counts.sum(), 1)
+
+
+def js_divergence(p: np.ndarray, q: np.ndarray) -> float:
+    """Jensen-Shannon divergence in bits (0 = identical, 1 = disjoint)."""
+    p, q = np.asarray(p, float), np.asarray(q, float)
+    m = 0.5 * (p + q)
+
+    def kl(a, b):
+        mask = a > 0
+        return float((a[mask] * np.log2(a[mask] / b[mask])).sum())
+
+    return 0.5 * kl(p, m) + 0.5 * kl(q, m)
+
+
+def weight_distance(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor], param_names: list[str]) -> dict[str, Any]:
+    """Per-layer and total L2 distance over parameters (BatchNorm buffers excluded)."""
+    layers = {}
+    for k in param_names:
+        layers[k] = float(torch.linalg.vector_norm((a[k].float() - b[k].float()).flatten()))
+    total = float(np.sqrt(sum(v ** 2 for v in layers.values())))
+    return {"total": total, "layers": layers}
+
+
+def compute_metrics(
+    logits: np.ndarray,
+    y: np.ndarray,
+    split: dict[str, np.ndarray],
+    request: dict[str, Any],
+    num_classes: int,
+    retrain_logits: np.ndarray | None = None,
+    seed: int = 0,
+) -> tuple[dict[str, float], dict[str, np.ndarray]]:
+    """Accuracies, MIAs and forget-prediction divergence from logits over the pooled data.
+
+    Returns (metrics, per-sample MIA member flags on the forget set).
+    """
+    forget, retain = np.asarray(request["forget"]), np.asarray(request["retain"])
+    fc = list(request["forget_classes"])
+    test, val = np.asarray(split["test"]), np.asarray(split["val"])
+    test_f = test[np.isin(y[test], fc)]
+    test_r = test[~np.isin(y[test], fc)]
+    val_r = val[~np.isin(y[val], fc)]
+    m = {
+        "acc_forget": accuracy(logits[forget], y[forget]),
+        "acc_retain": accuracy(logits[retain], y[retain]),
+        "acc_test_retain": accuracy(logits[test_r], y[test_r]),
+        "acc_test_forget": accuracy(logits[test_f], y[test_f]) if fc else float("nan"),
+        "acc_val": accuracy(logits[val_r], y[val_r]),
+    }
+    p = softmax(logits.astype(np.float64))
+    shadow = Shadow.sample(p[retain], y[retain], p[test_r], y[test_r], seed=seed)
+    flags = all_attacks(shadow, p[forget], y[forget])
+    m["mia_svc_efficacy"] = float((~flags["svc"]).mean() * 100)
+    for k, v in flags.items():
+        if k != "svc":
+            m[f"mia_{k}"] = float(v.mean() * 100)
+    hist = prediction_histogram(logits[forget], num_classes)
+    if retrain_logits is not None:
+        m["js_forget_pred"] = js_divergence(hist, prediction_histogram(retrain_logits[forget], num_classes))
+    return m, {**flags, "forget_pred_hist": hist}
