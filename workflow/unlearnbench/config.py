@@ -20,7 +20,7 @@ def format_validation_error(exc: BaseException) -> str:
     """One line from a snakemake WorkflowError wrapping a jsonschema ValidationError."""
     import jsonschema
 
-    for arg in getattr(exc, "args", ()):
+    for arg in (exc.__cause__, exc.__context__, *getattr(exc, "args", ())):
         if isinstance(arg, jsonschema.ValidationError):
             where = ".".join(str(p) for p in arg.absolute_path) or "(top level)"
             return f"config error at {where}: {arg.message}"

@@ -181,5 +181,13 @@ def set_bn_train(model: nn.Module, train_bn: bool) -> None:
             m.train(train_bn)
 
 
-# Importing the modules registers the methods.
-from . import finetune, gradient_ascent, random_labels, reference  # noqa: E402,F401
+def _import_all() -> None:
+    """Import every module of this package: each registers its method (one file per method)."""
+    import importlib
+    import pkgutil
+
+    for mod in pkgutil.iter_modules(__path__):
+        importlib.import_module(f"{__name__}.{mod.name}")
+
+
+_import_all()

@@ -73,5 +73,13 @@ def build_model(
     return Classifier(net, mean, std)
 
 
-# Importing the modules registers their constructors.
-from . import allcnn, resnet, small, vgg, vit  # noqa: E402,F401
+def _import_all() -> None:
+    """Import every module of this package: each registers its constructors."""
+    import importlib
+    import pkgutil
+
+    for mod in pkgutil.iter_modules(__path__):
+        importlib.import_module(f"{__name__}.{mod.name}")
+
+
+_import_all()
