@@ -83,10 +83,17 @@ def entropy_logreg_attack(shadow: Shadow, p: np.ndarray, y: np.ndarray) -> np.nd
 
 
 def prob_logreg_attack(shadow: Shadow, p: np.ndarray, y: np.ndarray) -> np.ndarray:
-    """UISPS: balanced logistic regression on the full probability vector."""
-    x_tr = np.concatenate([shadow.p_in, shadow.p_out])
+    """UISPS: balanced logistic regression on the predicted probability vector.
+
+    The vector is sorted in descending order (as in ML-Leaks, Salem et al. 2019): a linear model on
+    the raw vector cannot express "the top probability is high" and sees only which class won.
+    """
+    def feats(q):
+        return -np.sort(-q, axis=1)
+
+    x_tr = np.concatenate([feats(shadow.p_in), feats(shadow.p_out)])
     m_tr = np.r_[np.ones(len(shadow.y_in)), np.zeros(len(shadow.y_out))]
-    return _logreg(x_tr, m_tr, p)
+    return _logreg(x_tr, m_tr, feats(p))
 
 
 # --------------------------------------------------------------------------- Song & Mittal threshold attacks

@@ -16,6 +16,11 @@ LABELS = {
     "mia_sm_mentropy": "MIA-mentr", "js_forget_pred": "JS(pred)", "dist_original": "‖θ−θ₀‖",
     "dist_retrain": "‖θ−θ_r‖", "time_s": "Time (s)", "peak_mem_mb": "Mem (MB)", "speedup": "Speed-up",
     "avg_gap": "Avg. gap",
+    "relearn_epochs": "RT (epochs)", "relearn_steps": "RT (steps)", "relearn_epochs_reached": "RT reached",
+    "relearn_steps_reached": "RT-steps reached", "ain_epochs": "AIN (epochs)", "ain_steps": "AIN (steps)",
+    "time_total_s": "Time+artefacts (s)", "speedup_total": "Speed-up (incl. artefacts)",
+    "neg_hfe_forget": "−HFE forget", "neg_hfe_retain": "−HFE retain", "neg_hfe_test_retain": "−HFE test",
+    "neg_hfe_gap": "−HFE gap",
 }
 
 

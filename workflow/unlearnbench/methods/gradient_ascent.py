@@ -1,9 +1,16 @@
 """Gradient ascent / NegGrad (Golatkar et al. 2020; Thudi et al. 2022): maximise the cross-entropy
 on the forget set. Forget-only access; BatchNorm statistics stay frozen (forget-only batches would
-otherwise overwrite them)."""
+otherwise overwrite them).
 
+Ascent is unbounded, so the model eventually collapses; `stop_forget_acc` stops as soon as a
+forget batch's accuracy (measured before its update) falls to that value, and a non-finite loss
+stops with an error.
+"""
+
+import torch
 import torch.nn.functional as F
 
+from ..errors import UserError
 from ..runtime import generator, iterate_batches
 from ..training import make_optimizer
 from . import Access, UnlearningMethod, register_method, set_bn_train
@@ -11,9 +18,9 @@ from . import Access, UnlearningMethod, register_method, set_bn_train
 
 @register_method("gradient_ascent")
 class GradientAscent(UnlearningMethod):
-    defaults = {"lr": 1e-3, "epochs": 5, "batch_size": 64, "optimizer": "sgd", "momentum": 0.9,
-                "weight_decay": 0.0, "bn_train": False,
-                "stop_forget_acc": None}  # optional early stop once batch forget accuracy <= this (%)
+    defaults = {"lr": 5e-3, "epochs": 40, "batch_size": 64, "optimizer": "sgd", "momentum": 0.0,
+                "weight_decay": 0.0, "bn_train": False, "max_grad_norm": 1.0,  # 0 = no clipping
+                "stop_forget_acc": None}  # early stop (%), checked on every forget batch
 
     def access(self) -> Access:
         return Access(forget=True)
@@ -25,22 +32,27 @@ class GradientAscent(UnlearningMethod):
         gen = generator(ctx.seed)
         model.train()
         set_bn_train(model, self.hp["bn_train"])
-        steps = 0
+        steps, stop = 0, self.hp["stop_forget_acc"]
         for epoch in range(self.hp["epochs"]):
-            correct = 0
             for idx in iterate_batches(len(y), self.hp["batch_size"], gen):
                 idx = idx.to(ctx.device)
                 out = model(x[idx])
+                acc = (out.argmax(1) == y[idx]).float().mean().item() * 100
+                if stop is not None and acc <= stop:
+                    ctx.log(f"gradient_ascent: forget batch accuracy {acc:.1f}% <= {stop}% after {steps} steps; stopping")
+                    ctx.info["steps"] = steps
+                    model.eval()
+                    return model
                 loss = -F.cross_entropy(out, y[idx])
+                if not torch.isfinite(loss):
+                    raise UserError(f"gradient_ascent diverged (loss {loss.item()}) after {steps} steps; lower lr or set stop_forget_acc")
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
+                if self.hp["max_grad_norm"] > 0:
+                    torch.nn.utils.clip_grad_norm_(model.parameters(), self.hp["max_grad_norm"])
                 opt.step()
                 steps += 1
-                correct += (out.argmax(1) == y[idx]).sum().item()
-            acc = 100 * correct / len(y)
-            ctx.log(f"gradient_ascent epoch {epoch + 1}: forget acc during epoch {acc:.1f}%")
-            if self.hp["stop_forget_acc"] is not None and acc <= self.hp["stop_forget_acc"]:
-                break
+            ctx.log(f"gradient_ascent epoch {epoch + 1}: last forget batch accuracy {acc:.1f}%")
         ctx.info["steps"] = steps
         model.eval()
         return model
