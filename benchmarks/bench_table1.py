@@ -29,7 +29,7 @@ TARGET = "results/tables/table1.csv"
 
 def snakemake(work: Path, cores: int, *extra: str) -> float:
     cmd = [str(Path(sys.executable).with_name("snakemake")), "--snakefile", str(REPO / "Snakefile"),
-           "--directory", str(work), "--cores", str(cores), "--quiet", "rules", *extra, TARGET]
+           "--directory", str(work), "--cores", str(cores), *extra, TARGET, "--quiet", "rules"]
     t0 = time.perf_counter()
     proc = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(REPO / "workflow")})
     if proc.returncode != 0:

@@ -18,8 +18,10 @@ from . import Access, UnlearningMethod, register_method, set_bn_train
 
 @register_method("gradient_ascent")
 class GradientAscent(UnlearningMethod):
-    defaults = {"lr": 5e-3, "epochs": 40, "batch_size": 64, "optimizer": "sgd", "momentum": 0.0,
-                "weight_decay": 0.0, "bn_train": False, "max_grad_norm": 1.0,  # 0 = no clipping
+    # Adam: the CE gradient of a saturated softmax is tiny, so SGD steps either do nothing or, once
+    # out of saturation, collapse the model; Adam's scale-free steps cross that cliff smoothly.
+    defaults = {"lr": 1e-4, "epochs": 100, "batch_size": 64, "optimizer": "adam", "momentum": 0.0,
+                "weight_decay": 0.0, "bn_train": False, "max_grad_norm": 0.0,  # 0 = no clipping
                 "stop_forget_acc": None}  # early stop (%), checked on every forget batch
 
     def access(self) -> Access:
