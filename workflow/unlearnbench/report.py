@@ -36,7 +36,7 @@ def study_caption(name: str, study: dict[str, Any], datasets: dict[str, Any]) ->
 def write_study_report(name: str, study: dict[str, Any], runs: list[dict[str, Any]], datasets: dict[str, Any], out: Any) -> None:
     records = load_records(runs)
     metrics = study.get("metrics") or DEFAULT_METRICS
-    tidy = aggregate(records, metrics)
+    tidy = aggregate(records, study.get("gap_metrics") or metrics)
     tidy.insert(0, "study", name)
     with atomic_path(out.csv) as tmp:
         tidy.to_csv(tmp, index=False, float_format="%.6g")

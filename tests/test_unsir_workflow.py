@@ -1,0 +1,51 @@
+"""Integration: UNSIR's Table I and Figs 2-4 through Snakemake at tiny size (about a minute on CPU)."""
+
+from __future__ import annotations
+
+import copy
+import json
+
+import pandas as pd
+
+from conftest import TINY_CONFIG, run_snakemake
+
+
+def tiny_unsir_config(repair_lr=0.01):
+    cfg = copy.deepcopy(TINY_CONFIG)
+    cfg["relearn"] = {"epochs_max": 5, "steps_max_epochs": 2}
+    cfg["methods"] = {"unsir_tiny": {"method": "unsir", "noise_batch": 32, "noise_steps": 10, "noise_copies": 2,
+                                     "batch_size": 32, "repair_lr": repair_lr}}
+    cfg["studies"] = {"unsir_table1": {
+        "setups": [{"dataset": "tiny_digits", "model": "tiny_cnn", "training": "tiny"}],
+        "scenarios": ["unsir_c1_2"],
+        "methods": ["original", "retrain", "unsir_tiny"],
+        "seeds": [0],
+    }}
+    return cfg
+
+
+def test_unsir_table1_and_figures(tmp_path):
+    cfg = tiny_unsir_config()
+    targets = ["results/tables/unsir_table1.csv", "results/figures/unsir_fig2.png",
+               "results/figures/unsir_fig3.png", "results/figures/unsir_fig4.png"]
+    run_snakemake(tmp_path, cfg, targets)
+    for t in targets + ["results/tables/unsir_table1.md", "results/tables/unsir_fig4.csv"]:
+        assert (tmp_path / t).stat().st_size > 0, t
+    df = pd.read_csv(tmp_path / "results/tables/unsir_table1.csv")
+    cell = df.set_index(["scenario", "method", "metric"])["mean"]
+    for sc in ("unsir_c1_2",):
+        assert cell[(sc, "retrain", "ain_steps")] == 1.0 and cell[(sc, "retrain", "ain_epochs")] == 1.0
+        assert cell[(sc, "original", "relearn_steps")] == 0.0  # already at the original's accuracy
+        for m in ("relearn_epochs", "relearn_steps", "ain_epochs", "ain_steps", "time_total_s", "speedup_total"):
+            assert (sc, "unsir_tiny", m) in cell.index, (sc, m)
+        # the total time includes the noise: strictly more than the unlearn job alone
+        assert cell[(sc, "unsir_tiny", "time_total_s")] > cell[(sc, "unsir_tiny", "time_s")]
+    # one noise file per forget class
+    noise = sorted(p.name for p in (tmp_path / "results/noise").rglob("class*.safetensors"))
+    assert noise == ["class1.safetensors", "class2.safetensors"]
+    info = json.loads(next((tmp_path / "results/runs").rglob("unsir_c1_2/unsir_tiny/unlearn.json")).read_text())
+    assert info["access"] == "retain-subset" and info["info"]["n_noise"] == 2 * 2 * 32
+    # changing a repair setting reruns the unlearning but never the noise
+    dry = run_snakemake(tmp_path, tiny_unsir_config(repair_lr=0.005), ["results/tables/unsir_table1.csv"], "-n")
+    out = dry.stdout + dry.stderr
+    assert "unlearn " in out and "unsir_noise " not in out, out[-2000:]

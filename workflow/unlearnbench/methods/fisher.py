@@ -1,0 +1,103 @@
+"""Fisher forgetting (Golatkar et al., "Eternal Sunshine of the Spotless Net", CVPR 2020); UNSIR's
+Table II baseline.
+
+The diagonal Fisher of the retain set, F = E_x sum_y p(y|x) (d CE(f(x), y) / d theta)^2 (model in
+eval mode, per-sample gradients), sets the noise: each parameter is replaced by
+    theta + sqrt(var) * eps,  var = alpha * clamp(1 / (F + 1e-8), max=clamp)
+following the authors' code: for weight tensors (ndim > 1) var is averaged over all but the first
+dimension (one value per output unit); the classifier head uses clamp_head and, like 1-D
+parameters (biases, norm scales), var x 10 (`scale_head_1d`); for class forgetting the forget
+classes' head rows are set to mean 0, var 1e-4 (`zero_forget_rows`, the code's class-removal step).
+Retain-only access (the forget set is not needed).
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ..errors import UserError
+from ..runtime import generator
+from . import Access, UnlearningMethod, register_method
+
+
+def diag_fisher(model: nn.Module, x: torch.Tensor, batch_size: int, device) -> dict[str, torch.Tensor]:
+    """E_x sum_y p(y|x) g_y(x)^2 with per-sample gradients (torch.func), eval mode."""
+    from torch.func import functional_call, grad, vmap
+
+    model.eval()
+    params = {k: v.detach() for k, v in model.named_parameters()}
+    buffers = {k: v.detach() for k, v in model.named_buffers()}
+
+    def loss(p, xi, yi):
+        return F.cross_entropy(functional_call(model, (p, buffers), (xi.unsqueeze(0),)), yi.unsqueeze(0))
+
+    per_sample = vmap(grad(loss), in_dims=(None, 0, 0))
+    acc = {k: torch.zeros_like(v) for k, v in params.items()}
+    for i in range(0, len(x), batch_size):
+        xb = x[i : i + batch_size].to(device)
+        with torch.no_grad():
+            prob = F.softmax(model(xb), dim=1)
+        for c in range(prob.shape[1]):
+            g = per_sample(params, xb, torch.full((len(xb),), c, dtype=torch.long, device=device))
+            w = prob[:, c]
+            for k in acc:
+                acc[k] += torch.einsum("n,n...->...", w, g[k].pow(2))
+    return {k: v / max(len(x), 1) for k, v in acc.items()}
+
+
+def _head_names(model: nn.Module, num_classes: int) -> set[str]:
+    head = getattr(model, "head", None)
+    if isinstance(head, nn.Linear):
+        ids = {id(p) for p in head.parameters()}
+        return {k for k, p in model.named_parameters() if id(p) in ids}
+    # Fallback (the code's rule): parameters whose first dimension is the number of classes.
+    return {k for k, p in model.named_parameters() if p.shape[0] == num_classes}
+
+
+@register_method("fisher")
+class FisherForgetting(UnlearningMethod):
+    defaults = {
+        "alpha": 1e-6,           # noise scale (Golatkar's / SCRUB's code)
+        "clamp": 1e3,            # max of 1 / Fisher per parameter
+        "clamp_head": 1e2,       # max of 1 / Fisher on the classifier head
+        "scale_head_1d": 10.0,   # var multiplier on the head and 1-D parameters
+        "zero_forget_rows": True,
+        "batch_size": 64,        # per-sample gradients are computed in chunks of this size
+    }
+
+    def __init__(self, **hp):
+        super().__init__(**hp)
+        if self.hp["alpha"] < 0 or self.hp["clamp"] <= 0 or self.hp["clamp_head"] <= 0 or self.hp["batch_size"] < 1:
+            raise UserError("method 'fisher': alpha must be >= 0, clamp/clamp_head > 0, batch_size >= 1")
+
+    def access(self) -> Access:
+        return Access(retain="full")
+
+    def unlearn(self, model, data, ctx):
+        x, _ = data.retain
+        fisher = diag_fisher(model, x, self.hp["batch_size"], ctx.device)
+        heads = _head_names(model, data.num_classes)
+        gen = generator(ctx.seed)
+        stats = {}
+        with torch.no_grad():
+            for k, p in model.named_parameters():
+                is_head = k in heads
+                var = (1.0 / (fisher[k] + 1e-8)).clamp(max=self.hp["clamp_head"] if is_head else self.hp["clamp"])
+                var = self.hp["alpha"] * var
+                if p.ndim > 1:
+                    var = var.flatten(1).mean(1).view(-1, *([1] * (p.ndim - 1))).expand_as(p).clone()
+                mu = p.detach().clone()
+                if is_head and data.request_type == "class" and self.hp["zero_forget_rows"]:
+                    mu[data.forget_classes] = 0
+                    var[data.forget_classes] = 1e-4
+                if is_head or p.ndim == 1:
+                    var = var * self.hp["scale_head_1d"]
+                eps = torch.randn(p.shape, generator=gen).to(p.device)
+                p.copy_(mu + var.sqrt() * eps)
+                stats[k] = float(var.sqrt().mean())
+        ctx.info["noise_std_mean"] = sum(stats.values()) / max(len(stats), 1)
+        ctx.info["n_retain"] = len(x)
+        model.eval()
+        return model
