@@ -54,7 +54,7 @@ def main() -> None:
     ft["lr"] = ft["lr"] * 0.5  # one hyperparameter of one method instance
     overlay = work / "changed.yaml"
     overlay.write_text(yaml.safe_dump({"methods": {"finetune": ft}}))
-    changed = snakemake(work, args.cores, "--configfile", str(overlay))
+    changed = snakemake(work, args.cores, f"--configfile={overlay}")  # "=" form: the option takes several values
 
     t = pd.read_csv(work / TARGET)
     times = t[t.metric == "time_s"].set_index("method")["mean"]
