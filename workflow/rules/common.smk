@@ -24,8 +24,8 @@ except UserError as e:
     raise SystemExit(f"config error: {e}")
 
 R = "results"
-MODEL_DIR = R + "/models/{dataset}/{model}/{training}/s{seed}"
-RUN_DIR = R + "/runs/{dataset}/{model}/{training}/s{seed}/{scenario}/{method}"
+MODEL_DIR = os.path.join(R, "models/{dataset}/{model}/{training}/s{seed}")
+RUN_DIR = os.path.join(R, "runs/{dataset}/{model}/{training}/s{seed}/{scenario}/{method}")
 
 wildcard_constraints:
     dataset=r"[A-Za-z0-9][\w.-]*",
@@ -53,10 +53,10 @@ def checkpoint_of(w):
     """The checkpoint evaluated for a run: reference rows map to the trained models."""
     name = method_registered_name(w.method)
     if name == "original":
-        return expand(MODEL_DIR + "/original.safetensors", **w)[0]
+        return expand(os.path.join(MODEL_DIR, "original.safetensors"), **w)[0]
     if name == "retrain":
-        return expand(MODEL_DIR + "/retrain_{scenario}.safetensors", **w)[0]
-    return expand(RUN_DIR + "/model.safetensors", **w)[0]
+        return expand(os.path.join(MODEL_DIR, "retrain_{scenario}.safetensors"), **w)[0]
+    return expand(os.path.join(RUN_DIR, "model.safetensors"), **w)[0]
 
 
 def time_info_of(w):
@@ -65,8 +65,8 @@ def time_info_of(w):
     if name == "original":
         return []
     if name == "retrain":
-        return expand(MODEL_DIR + "/retrain_{scenario}.json", **w)
-    return expand(RUN_DIR + "/unlearn.json", **w)
+        return expand(os.path.join(MODEL_DIR, "retrain_{scenario}.json"), **w)
+    return expand(os.path.join(RUN_DIR, "unlearn.json"), **w)
 
 
 def retrain_method(w):
@@ -95,7 +95,7 @@ def run_files(study, run):
     unknown = [e for e in extras if e not in RUN_EXTRAS]
     if unknown:
         raise WorkflowError(f"studies.{study}.extras: unknown extra {unknown[0]!r}; known: {sorted(RUN_EXTRAS)}")
-    return [expand(p, **run)[0] for p in [RUN_DIR + "/metrics.json"] + [RUN_EXTRAS[e] for e in extras]]
+    return [expand(p, **run)[0] for p in [os.path.join(RUN_DIR, "metrics.json")] + [RUN_EXTRAS[e] for e in extras]]
 
 
 def study_metric_files(study):
@@ -112,4 +112,4 @@ def study_run_records(study):
 
 
 def all_study_targets():
-    return expand(R + "/tables/{study}.csv", study=list(config["studies"]))
+    return expand(os.path.join(R, "tables/{study}.csv"), study=list(config["studies"]))

@@ -3,13 +3,13 @@
 
 rule prepare_dataset:
     output:
-        data=R + "/data/{dataset}/data.npz",
+        data=os.path.join(R, "data/{dataset}/data.npz"),
     params:
         spec=lambda w: config["datasets"][w.dataset],
         data_root=config["data_root"],
         allow_download=config["allow_download"],
     log:
-        R + "/logs/prepare_dataset/{dataset}.log",
+        os.path.join(R, "logs/prepare_dataset/{dataset}.log"),
     threads: 1
     resources:
         mem_mb=4000,
@@ -24,11 +24,11 @@ rule make_split:
     input:
         data=rules.prepare_dataset.output.data,
     output:
-        split=R + "/data/{dataset}/split.json",
+        split=os.path.join(R, "data/{dataset}/split.json"),
     params:
         spec=lambda w: config["datasets"][w.dataset],
     log:
-        R + "/logs/make_split/{dataset}.log",
+        os.path.join(R, "logs/make_split/{dataset}.log"),
     threads: 1
     resources:
         mem_mb=2000,
@@ -44,11 +44,11 @@ rule make_forget_request:
         data=rules.prepare_dataset.output.data,
         split=rules.make_split.output.split,
     output:
-        request=R + "/data/{dataset}/forget/{scenario}.json",
+        request=os.path.join(R, "data/{dataset}/forget/{scenario}.json"),
     params:
         scenario=lambda w: config["scenarios"][w.scenario],
     log:
-        R + "/logs/make_forget_request/{dataset}/{scenario}.log",
+        os.path.join(R, "logs/make_forget_request/{dataset}/{scenario}.log"),
     threads: 1
     resources:
         mem_mb=2000,

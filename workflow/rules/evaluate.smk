@@ -6,12 +6,12 @@ rule predict:
         ckpt=checkpoint_of,
         data=rules.prepare_dataset.output.data,
     output:
-        outputs=RUN_DIR + "/outputs.npz",
+        outputs=os.path.join(RUN_DIR, "outputs.npz"),
     params:
         device=DEVICE,
         threads=THREADS,
     log:
-        R + "/logs/predict/{dataset}/{model}/{training}/s{seed}/{scenario}/{method}.log",
+        os.path.join(R, "logs/predict/{dataset}/{model}/{training}/s{seed}/{scenario}/{method}.log"),
     threads: THREADS
     resources:
         mem_mb=4000,
@@ -25,8 +25,8 @@ rule predict:
 
 rule evaluate:
     input:
-        outputs=RUN_DIR + "/outputs.npz",
-        retrain_outputs=lambda w: expand(RUN_DIR + "/outputs.npz", **{**w, "method": retrain_method(w)})[0],
+        outputs=os.path.join(RUN_DIR, "outputs.npz"),
+        retrain_outputs=lambda w: expand(os.path.join(RUN_DIR, "outputs.npz"), **{**w, "method": retrain_method(w)})[0],
         data=rules.prepare_dataset.output.data,
         split=rules.make_split.output.split,
         request=rules.make_forget_request.output.request,
@@ -35,10 +35,10 @@ rule evaluate:
         retrain=rules.train_retrain.output.ckpt,
         time=time_info_of,
     output:
-        metrics=RUN_DIR + "/metrics.json",
-        mia=RUN_DIR + "/mia.npz",
+        metrics=os.path.join(RUN_DIR, "metrics.json"),
+        mia=os.path.join(RUN_DIR, "mia.npz"),
     log:
-        R + "/logs/evaluate/{dataset}/{model}/{training}/s{seed}/{scenario}/{method}.log",
+        os.path.join(R, "logs/evaluate/{dataset}/{model}/{training}/s{seed}/{scenario}/{method}.log"),
     threads: 1
     resources:
         mem_mb=4000,

@@ -6,9 +6,9 @@ rule train_original:
         data=rules.prepare_dataset.output.data,
         split=rules.make_split.output.split,
     output:
-        ckpt=MODEL_DIR + "/original.safetensors",
-        log=MODEL_DIR + "/original.log.csv",
-        info=MODEL_DIR + "/original.json",
+        ckpt=os.path.join(MODEL_DIR, "original.safetensors"),
+        log=os.path.join(MODEL_DIR, "original.log.csv"),
+        info=os.path.join(MODEL_DIR, "original.json"),
     params:
         dataset=lambda w: config["datasets"][w.dataset],
         model=lambda w: config["models"][w.model],
@@ -16,7 +16,7 @@ rule train_original:
         device=DEVICE,
         threads=THREADS,
     log:
-        R + "/logs/train_original/{dataset}/{model}/{training}/s{seed}.log",
+        os.path.join(R, "logs/train_original/{dataset}/{model}/{training}/s{seed}.log"),
     threads: THREADS
     resources:
         mem_mb=8000,
@@ -34,9 +34,9 @@ rule train_retrain:
         split=rules.make_split.output.split,
         request=rules.make_forget_request.output.request,
     output:
-        ckpt=MODEL_DIR + "/retrain_{scenario}.safetensors",
-        log=MODEL_DIR + "/retrain_{scenario}.log.csv",
-        info=MODEL_DIR + "/retrain_{scenario}.json",
+        ckpt=os.path.join(MODEL_DIR, "retrain_{scenario}.safetensors"),
+        log=os.path.join(MODEL_DIR, "retrain_{scenario}.log.csv"),
+        info=os.path.join(MODEL_DIR, "retrain_{scenario}.json"),
     params:
         dataset=lambda w: config["datasets"][w.dataset],
         model=lambda w: config["models"][w.model],
@@ -44,7 +44,7 @@ rule train_retrain:
         device=DEVICE,
         threads=THREADS,
     log:
-        R + "/logs/train_retrain/{dataset}/{model}/{training}/s{seed}/{scenario}.log",
+        os.path.join(R, "logs/train_retrain/{dataset}/{model}/{training}/s{seed}/{scenario}.log"),
     threads: THREADS
     resources:
         mem_mb=8000,

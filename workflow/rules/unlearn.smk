@@ -10,14 +10,14 @@ rule unlearn:
         request=rules.make_forget_request.output.request,
         original=rules.train_original.output.ckpt,
     output:
-        ckpt=RUN_DIR + "/model.safetensors",
-        info=RUN_DIR + "/unlearn.json",
+        ckpt=os.path.join(RUN_DIR, "model.safetensors"),
+        info=os.path.join(RUN_DIR, "unlearn.json"),
     params:
         method=lambda w: config["methods"][w.method],
         device=DEVICE,
         threads=THREADS,
     log:
-        R + "/logs/unlearn/{dataset}/{model}/{training}/s{seed}/{scenario}/{method}.log",
+        os.path.join(R, "logs/unlearn/{dataset}/{model}/{training}/s{seed}/{scenario}/{method}.log"),
     threads: THREADS
     resources:
         mem_mb=8000,

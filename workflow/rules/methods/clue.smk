@@ -23,7 +23,7 @@ for _name, _spec in config["methods"].items():
         _s = _clue_mask_settings(_spec)
         CLUE_MASKS[_clue_mask_key(_s)] = _s
 
-CLUE_MASK = R + "/artefacts/{dataset}/{model}/{training}/s{seed}/{scenario}/clue_mask_{maskkey}.safetensors"
+CLUE_MASK = os.path.join(R, "artefacts/{dataset}/{model}/{training}/s{seed}/{scenario}/clue_mask_{maskkey}.safetensors")
 
 
 def _clue_mask_path(w, spec):
@@ -32,7 +32,7 @@ def _clue_mask_path(w, spec):
 
 
 ARTEFACTS["mask"] = _clue_mask_path
-RUN_EXTRAS["clue_energy"] = RUN_DIR + "/clue_energy.json"
+RUN_EXTRAS["clue_energy"] = os.path.join(RUN_DIR, "clue_energy.json")
 
 
 rule clue_mask:
@@ -43,7 +43,7 @@ rule clue_mask:
         original=rules.train_original.output.ckpt,
     output:
         mask=CLUE_MASK,
-        info=R + "/artefacts/{dataset}/{model}/{training}/s{seed}/{scenario}/clue_mask_{maskkey}.json",
+        info=os.path.join(R, "artefacts/{dataset}/{model}/{training}/s{seed}/{scenario}/clue_mask_{maskkey}.json"),
     wildcard_constraints:
         maskkey=r"[0-9a-f]{10}",
     params:
@@ -51,7 +51,7 @@ rule clue_mask:
         device=DEVICE,
         threads=THREADS,
     log:
-        R + "/logs/clue_mask/{dataset}/{model}/{training}/s{seed}/{scenario}/{maskkey}.log",
+        os.path.join(R, "logs/clue_mask/{dataset}/{model}/{training}/s{seed}/{scenario}/{maskkey}.log"),
     threads: THREADS
     resources:
         mem_mb=4000,
@@ -66,14 +66,14 @@ rule clue_mask:
 rule clue_energy:
     # Mean OOD score -HFE (Eq. 1, T=1) on forget / retain / retained-class test samples of one run.
     input:
-        outputs=RUN_DIR + "/outputs.npz",
+        outputs=os.path.join(RUN_DIR, "outputs.npz"),
         data=rules.prepare_dataset.output.data,
         split=rules.make_split.output.split,
         request=rules.make_forget_request.output.request,
     output:
         json=RUN_EXTRAS["clue_energy"],
     log:
-        R + "/logs/clue_energy/{dataset}/{model}/{training}/s{seed}/{scenario}/{method}.log",
+        os.path.join(R, "logs/clue_energy/{dataset}/{model}/{training}/s{seed}/{scenario}/{method}.log"),
     threads: 1
     resources:
         mem_mb=2000,
@@ -110,8 +110,8 @@ rule clue_fig2:
         data=expand(rules.prepare_dataset.output.data, dataset=CLUE_FIG["dataset"])[0],
         request=expand(rules.make_forget_request.output.request, dataset=CLUE_FIG["dataset"], scenario=CLUE_FIG["scenario"])[0],
     output:
-        png=R + "/figures/clue_fig2.png",
-        npz=R + "/figures/clue_fig2.npz",
+        png=os.path.join(R, "figures/clue_fig2.png"),
+        npz=os.path.join(R, "figures/clue_fig2.npz"),
     params:
         max_samples=CLUE_FIG["tsne_samples"],
         seed=CLUE_FIG["seed"],
@@ -119,7 +119,7 @@ rule clue_fig2:
         device=DEVICE,
         threads=THREADS,
     log:
-        R + "/logs/clue_fig2.log",
+        os.path.join(R, "logs/clue_fig2.log"),
     threads: THREADS
     resources:
         mem_mb=4000,
@@ -132,17 +132,17 @@ rule clue_fig2:
 
 rule clue_fig4:
     input:
-        before=expand(RUN_DIR + "/outputs.npz", **_clue_fig_run(CLUE_FIG["before"]))[0],
-        after=expand(RUN_DIR + "/outputs.npz", **_clue_fig_run(CLUE_FIG["method"]))[0],
+        before=expand(os.path.join(RUN_DIR, "outputs.npz"), **_clue_fig_run(CLUE_FIG["before"]))[0],
+        after=expand(os.path.join(RUN_DIR, "outputs.npz"), **_clue_fig_run(CLUE_FIG["method"]))[0],
         data=expand(rules.prepare_dataset.output.data, dataset=CLUE_FIG["dataset"])[0],
         request=expand(rules.make_forget_request.output.request, dataset=CLUE_FIG["dataset"], scenario=CLUE_FIG["scenario"])[0],
     output:
-        png=R + "/figures/clue_fig4.png",
-        csv=R + "/figures/clue_fig4.csv",
+        png=os.path.join(R, "figures/clue_fig4.png"),
+        csv=os.path.join(R, "figures/clue_fig4.csv"),
     params:
         label=_clue_fig_label(),
     log:
-        R + "/logs/clue_fig4.log",
+        os.path.join(R, "logs/clue_fig4.log"),
     threads: 1
     resources:
         mem_mb=2000,
@@ -155,12 +155,12 @@ rule clue_fig4:
 
 rule clue_fig5:
     input:
-        tables=expand(R + "/tables/{study}.csv", study=CLUE_FIG["fig5_tables"]),
+        tables=expand(os.path.join(R, "tables/{study}.csv"), study=CLUE_FIG["fig5_tables"]),
     output:
-        png=R + "/figures/clue_fig5.png",
-        csv=R + "/figures/clue_fig5.csv",
+        png=os.path.join(R, "figures/clue_fig5.png"),
+        csv=os.path.join(R, "figures/clue_fig5.csv"),
     log:
-        R + "/logs/clue_fig5.log",
+        os.path.join(R, "logs/clue_fig5.log"),
     threads: 1
     resources:
         mem_mb=2000,
@@ -174,7 +174,7 @@ rule clue_fig5:
 rule clue_all:
     # Every CLUE table (studies named clue_table*) and the three figures.
     input:
-        expand(R + "/tables/{study}.csv", study=[s for s in config["studies"] if s.startswith("clue_table")]),
+        expand(os.path.join(R, "tables/{study}.csv"), study=[s for s in config["studies"] if s.startswith("clue_table")]),
         rules.clue_fig2.output.png,
         rules.clue_fig4.output.png,
         rules.clue_fig5.output.png,

@@ -5,7 +5,7 @@
 
 from unlearnbench.methods.unsir import noise_settings, noise_tag
 
-NOISE_DIR = R + "/noise/{dataset}/{model}/{training}/s{seed}/{noise_tag}"
+NOISE_DIR = os.path.join(R, "noise/{dataset}/{model}/{training}/s{seed}/{noise_tag}")
 
 # noise tag -> noise hyperparameters, for every method instance that needs noise.
 NOISE_SETTINGS = {}
@@ -21,7 +21,7 @@ def _noise_manifest(w, spec):
         raise WorkflowError(f"unsir noise needs a class scenario, got {w.scenario!r} ({sc['type']})")
     classes = "-".join(str(c) for c in sorted(set(sc["classes"])))
     tag = noise_tag(noise_settings(create_method(spec).hp))
-    return expand(NOISE_DIR + "/set_{classes}.json", **{k: w[k] for k in ("dataset", "model", "training", "seed")},
+    return expand(os.path.join(NOISE_DIR, "set_{classes}.json"), **{k: w[k] for k in ("dataset", "model", "training", "seed")},
                   noise_tag=tag, classes=classes)[0]
 
 
@@ -32,8 +32,8 @@ rule unsir_noise:
     input:
         original=rules.train_original.output.ckpt,
     output:
-        noise=NOISE_DIR + "/class{cls}.safetensors",
-        info=NOISE_DIR + "/class{cls}.json",
+        noise=os.path.join(NOISE_DIR, "class{cls}.safetensors"),
+        info=os.path.join(NOISE_DIR, "class{cls}.json"),
     wildcard_constraints:
         cls=r"\d+",
         noise_tag=r"[\w.-]+",
@@ -42,7 +42,7 @@ rule unsir_noise:
         device=DEVICE,
         threads=THREADS,
     log:
-        R + "/logs/unsir_noise/{dataset}/{model}/{training}/s{seed}/{noise_tag}/class{cls}.log",
+        os.path.join(R, "logs/unsir_noise/{dataset}/{model}/{training}/s{seed}/{noise_tag}/class{cls}.log"),
     threads: THREADS
     resources:
         mem_mb=4000,
@@ -57,21 +57,25 @@ rule unsir_noise:
 rule unsir_noise_set:
     localrule: True
     input:
-        lambda w: expand(NOISE_DIR + "/class{cls}.safetensors", **w, cls=w.classes.split("-")),
+        lambda w: expand(os.path.join(NOISE_DIR, "class{cls}.safetensors"), **w, cls=w.classes.split("-")),
     output:
-        manifest=NOISE_DIR + "/set_{classes}.json",
+        manifest=os.path.join(NOISE_DIR, "set_{classes}.json"),
     wildcard_constraints:
         classes=r"\d+(-\d+)*",
         noise_tag=r"[\w.-]+",
     params:
         classes=lambda w: w.classes.split("-"),
+    log:
+        os.path.join(R, "logs/unsir_noise_set/{dataset}/{model}/{training}/s{seed}/{noise_tag}/set_{classes}.log"),
+    conda:
+        "../../../envs/unlearnbench.yaml"
     script:
         "../../scripts/unsir_noise_set.py"
 
 
 # --------------------------------------------------------------------------- relearn time and AIN
-RUN_EXTRAS["relearn"] = RUN_DIR + "/relearn.json"
-RUN_EXTRAS["time_total"] = RUN_DIR + "/time_total.json"
+RUN_EXTRAS["relearn"] = os.path.join(RUN_DIR, "relearn.json")
+RUN_EXTRAS["time_total"] = os.path.join(RUN_DIR, "time_total.json")
 
 
 rule relearn_measure:
@@ -82,13 +86,13 @@ rule relearn_measure:
         split=rules.make_split.output.split,
         request=rules.make_forget_request.output.request,
     output:
-        raw=RUN_DIR + "/relearn_raw.json",
+        raw=os.path.join(RUN_DIR, "relearn_raw.json"),
     params:
         settings=config.get("relearn", {}),
         device=DEVICE,
         threads=THREADS,
     log:
-        R + "/logs/relearn/{dataset}/{model}/{training}/s{seed}/{scenario}/{method}.log",
+        os.path.join(R, "logs/relearn/{dataset}/{model}/{training}/s{seed}/{scenario}/{method}.log"),
     threads: THREADS
     resources:
         mem_mb=4000,
@@ -103,10 +107,14 @@ rule relearn_measure:
 rule relearn_metrics:
     localrule: True
     input:
-        own=RUN_DIR + "/relearn_raw.json",
-        retrain=lambda w: expand(RUN_DIR + "/relearn_raw.json", **{**w, "method": retrain_method(w)})[0],
+        own=os.path.join(RUN_DIR, "relearn_raw.json"),
+        retrain=lambda w: expand(os.path.join(RUN_DIR, "relearn_raw.json"), **{**w, "method": retrain_method(w)})[0],
     output:
-        json=RUN_DIR + "/relearn.json",
+        json=os.path.join(RUN_DIR, "relearn.json"),
+    log:
+        os.path.join(R, "logs/relearn_metrics/{dataset}/{model}/{training}/s{seed}/{scenario}/{method}.log"),
+    conda:
+        "../../../envs/unlearnbench.yaml"
     script:
         "../../scripts/relearn_metrics.py"
 
@@ -115,9 +123,13 @@ rule time_total:
     localrule: True
     input:
         time=time_info_of,
-        retrain=MODEL_DIR + "/retrain_{scenario}.json",
+        retrain=os.path.join(MODEL_DIR, "retrain_{scenario}.json"),
     output:
-        json=RUN_DIR + "/time_total.json",
+        json=os.path.join(RUN_DIR, "time_total.json"),
+    log:
+        os.path.join(R, "logs/time_total/{dataset}/{model}/{training}/s{seed}/{scenario}/{method}.log"),
+    conda:
+        "../../../envs/unlearnbench.yaml"
     script:
         "../../scripts/time_total.py"
 
@@ -145,18 +157,18 @@ def _unsir_fig_runs():
 
 rule unsir_figures:
     input:
-        metrics=lambda w: [expand(RUN_DIR + "/metrics.json", **{k: v for k, v in r.items() if k != "role"})[0]
+        metrics=lambda w: [expand(os.path.join(RUN_DIR, "metrics.json"), **{k: v for k, v in r.items() if k != "role"})[0]
                            for r in _unsir_fig_runs()],
     output:
-        fig2=R + "/figures/unsir_fig2.png",
-        fig3=R + "/figures/unsir_fig3.png",
-        fig4=R + "/figures/unsir_fig4.png",
-        data2=R + "/tables/unsir_fig2.csv",
-        data4=R + "/tables/unsir_fig4.csv",
+        fig2=os.path.join(R, "figures/unsir_fig2.png"),
+        fig3=os.path.join(R, "figures/unsir_fig3.png"),
+        fig4=os.path.join(R, "figures/unsir_fig4.png"),
+        data2=os.path.join(R, "tables/unsir_fig2.csv"),
+        data4=os.path.join(R, "tables/unsir_fig4.csv"),
     params:
         runs=lambda w: _unsir_fig_runs(),
     log:
-        R + "/logs/unsir_figures.log",
+        os.path.join(R, "logs/unsir_figures.log"),
     conda:
         "../../../envs/unlearnbench.yaml"
     script:
@@ -166,5 +178,5 @@ rule unsir_figures:
 rule unsir_all:
     """Every UNSIR table and figure: snakemake --cores 2 unsir_all"""
     input:
-        expand(R + "/tables/{study}.csv", study=[s for s in config["studies"] if s.startswith("unsir_table")]),
+        expand(os.path.join(R, "tables/{study}.csv"), study=[s for s in config["studies"] if s.startswith("unsir_table")]),
         rules.unsir_figures.output,
