@@ -169,6 +169,10 @@ rule unsir_figures:
         runs=lambda w: _unsir_fig_runs(),
     log:
         os.path.join(R, "logs/unsir_figures.log"),
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=10,
     conda:
         "../../../envs/unlearnbench.yaml"
     script:
