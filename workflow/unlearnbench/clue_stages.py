@@ -15,6 +15,7 @@ from .io import atomic_path, read_json, read_npz, write_json, write_npz
 from .pipeline import load_model
 from .runtime import resolve_device, seed_everything
 from .saliency import compute_mask, layer_densities, mask_density, save_mask
+from .tables import pyplot
 
 
 # --------------------------------------------------------------------------- mask artefact
@@ -56,15 +57,6 @@ def run_clue_energy(outputs: str, data_path: str, split_path: str, request_path:
 
 
 # --------------------------------------------------------------------------- figures
-def _plt():
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
-
-
 def run_fig4(before: str, after: str, data_path: str, request_path: str, label: str, out_png: str, out_csv: str) -> None:
     """Fig. 4: density of -HFE on forget vs retain training samples, before and after unlearning."""
     import pandas as pd
@@ -80,7 +72,7 @@ def run_fig4(before: str, after: str, data_path: str, request_path: str, label: 
     df = pd.DataFrame(rows)
     with atomic_path(out_csv) as tmp:
         df.to_csv(tmp, index=False, float_format="%.6g")
-    plt = _plt()
+    plt = pyplot()
     fig, axes = plt.subplots(1, 2, figsize=(9, 3.4), sharey=False)
     lo, hi = df["neg_hfe"].min(), df["neg_hfe"].max()
     bins = np.linspace(lo, hi, 50)
@@ -131,7 +123,7 @@ def run_fig2(before_ckpt: str, after_ckpt: str, data_path: str, request_path: st
         emb = TSNE(n_components=2, init="pca", random_state=seed, perplexity=min(30, max(5, len(idx) // 10))).fit_transform(f)
         out[f"emb_{stage}"], out[f"pred_{stage}"] = emb.astype(np.float32), p
     write_npz(out_npz, **out)
-    plt = _plt()
+    plt = pyplot()
     forget_classes = set(req["forget_classes"])
     is_forget = np.isin(y, list(forget_classes)) if req["type"] == "class" else np.isin(idx, req["forget"])
     fig, axes = plt.subplots(1, 3, figsize=(13, 4.2))
@@ -162,7 +154,7 @@ def run_fig5(tables: list[str], out_png: str, out_csv: str) -> None:
     with atomic_path(out_csv) as tmp:
         df.to_csv(tmp, index=False, float_format="%.6g")
     setups = list(dict.fromkeys(zip(df["study"], df["dataset"], df["model"])))
-    plt = _plt()
+    plt = pyplot()
     fig, axes = plt.subplots(2, len(setups), figsize=(5.5 * len(setups), 6.5), squeeze=False)
     for j, (study, ds, model) in enumerate(setups):
         sub = df[(df.study == study) & (df.dataset == ds) & (df.model == model)]

@@ -29,8 +29,8 @@ import torch.nn.functional as F
 
 from .errors import UserError
 from .extras import ain  # noqa: F401  (AIN lives with the torch-free metric stages)
-from .runtime import generator, iterate_batches, predict_logits
-from .training import make_optimizer
+from .runtime import generator, iterate_batches
+from .training import accuracy, make_optimizer
 
 DEFAULTS: dict[str, Any] = {
     "epochs_samples_per_epoch": 500, "epochs_max": 100, "epochs_threshold": 1.0,
@@ -56,10 +56,6 @@ def settings(user: dict | None) -> dict[str, Any]:
     return s
 
 
-def _acc(model, x, y, device) -> float:
-    return float((predict_logits(model, x, device).argmax(1) == y).float().mean() * 100)
-
-
 def _step(model, opt, xb, yb) -> None:
     model.train()
     loss = F.cross_entropy(model(xb), yb)
@@ -73,7 +69,7 @@ def relearn_epochs(model, x_train, y_train, x_forget, y_forget, target: float, s
     model = copy.deepcopy(model).to(device)
     opt = make_optimizer(model.parameters(), s["optimizer"], s["lr"], 0.9, 0.0)
     gen = generator(seed)
-    curve = [_acc(model, x_forget, y_forget, device)]
+    curve = [accuracy(model, x_forget, y_forget, device)]
     n = int(s["epochs_samples_per_epoch"])
     for epoch in range(1, int(s["epochs_max"]) + 1):
         if curve[-1] >= target:
@@ -82,7 +78,7 @@ def relearn_epochs(model, x_train, y_train, x_forget, y_forget, target: float, s
         for idx in iterate_batches(len(sub), int(s["batch_size"]), gen):
             b = sub[idx]
             _step(model, opt, x_train[b].to(device), y_train[b].to(device))
-        curve.append(_acc(model, x_forget, y_forget, device))
+        curve.append(accuracy(model, x_forget, y_forget, device))
     reached = curve[-1] >= target
     return {"relearn_epochs": float(len(curve) - 1), "relearn_epochs_reached": float(reached),
             "epochs_curve": curve, "epochs_target": target}
@@ -93,7 +89,7 @@ def relearn_steps(model, x_train, y_train, x_forget, y_forget, target: float, s:
     model = copy.deepcopy(model).to(device)
     opt = make_optimizer(model.parameters(), s["optimizer"], s["lr"], 0.9, 0.0)
     gen = generator(seed + 1)
-    acc = _acc(model, x_forget, y_forget, device)
+    acc = accuracy(model, x_forget, y_forget, device)
     curve, steps = [(0, acc)], 0
     per_epoch = math.ceil(len(y_train) / int(s["batch_size"]))
     cap = per_epoch * int(s["steps_max_epochs"])
@@ -107,7 +103,7 @@ def relearn_steps(model, x_train, y_train, x_forget, y_forget, target: float, s:
             _step(model, opt, x_dev[idx], y_dev[idx])
             steps += 1
             if steps % int(s["steps_eval_every"]) == 0 or steps == cap:
-                acc = _acc(model, x_forget, y_forget, device)
+                acc = accuracy(model, x_forget, y_forget, device)
                 curve.append((steps, acc))
                 if acc >= target:
                     done = True
@@ -120,7 +116,7 @@ def measure_relearn(model, original, x_train, y_train, x_forget, y_forget, s: di
     """Both definitions for one model; thresholds relative to the original's forget accuracy."""
     if len(y_forget) == 0:
         raise UserError("relearn: the forget set is empty")
-    a0 = _acc(original, x_forget, y_forget, device)
+    a0 = accuracy(original, x_forget, y_forget, device)
     out = {"original_forget_acc": a0}
     out.update(relearn_epochs(model, x_train, y_train, x_forget, y_forget, s["epochs_threshold"] * a0, s, seed, device))
     out.update(relearn_steps(model, x_train, y_train, x_forget, y_forget, s["steps_threshold"] * a0, s, seed, device))

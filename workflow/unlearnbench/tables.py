@@ -115,13 +115,19 @@ def render_latex(wide: pd.DataFrame, caption: str) -> str:
     return "\n".join(lines) + "\n"
 
 
-def plot_gaps(tidy: pd.DataFrame, metrics: list[str], title: str, path: str) -> None:
-    """One panel per scenario: grouped bars of |method − retrain| per metric, plus the average gap."""
+def pyplot():
+    """matplotlib.pyplot with the file-only Agg backend (rules run without a display)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    return plt
+
+
+def plot_gaps(tidy: pd.DataFrame, metrics: list[str], title: str, path: str) -> None:
+    """One panel per scenario: grouped bars of |method − retrain| per metric, plus the average gap."""
+    plt = pyplot()
     panels = list(dict.fromkeys(zip(tidy["dataset"], tidy["model"], tidy["scenario"])))
     fig, axes = plt.subplots(1, len(panels), figsize=(max(6, 1.6 * (len(metrics) + 1)) * len(panels), 3.8), squeeze=False)
     for ax, (ds, model, s) in zip(axes[0], panels):

@@ -12,6 +12,7 @@ import numpy as np
 import pandas as pd
 
 from .io import atomic_path, read_json
+from .tables import pyplot
 
 
 def _panels(runs: list[dict[str, Any]], files: list[str]) -> dict[tuple, dict[str, dict]]:
@@ -43,11 +44,7 @@ def figure_frames(runs: list[dict[str, Any]], files: list[str]) -> tuple[pd.Data
 
 
 def write_unsir_figures(runs: list[dict[str, Any]], files: list[str], out: Any) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = pyplot()
     hist, dist = figure_frames(runs, files)
     with atomic_path(out.data2) as tmp:
         hist.to_csv(tmp, index=False, float_format="%.6g")

@@ -20,9 +20,12 @@ from typing import Any, Callable, ClassVar
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from ..errors import AccessError, UserError
+from ..runtime import generator, iterate_batches
+from ..training import make_optimizer
 
 
 # --------------------------------------------------------------------------- access contract
@@ -179,6 +182,29 @@ def set_bn_train(model: nn.Module, train_bn: bool) -> None:
     for m in model.modules():
         if isinstance(m, nn.modules.batchnorm._BatchNorm):
             m.train(train_bn)
+
+
+def fit_cross_entropy(model: nn.Module, hp: dict[str, Any], ctx: Context, bn_train: bool,
+                      epoch_data: Callable[[int, torch.Generator], tuple[torch.Tensor, torch.Tensor]]) -> nn.Module:
+    """Minimise the CE on `epoch_data(epoch, gen)` -> (x, labels) for hp["epochs"] epochs.
+
+    The loop shared by relabelling methods (random labels, boundary shrinking/expanding): optimiser
+    from hp (optimizer, lr, momentum, weight_decay), shuffled batches of hp["batch_size"] drawn from
+    one generator seeded with ctx.seed, explicit BatchNorm mode.
+    """
+    opt = make_optimizer(model.parameters(), hp["optimizer"], hp["lr"], hp["momentum"], hp["weight_decay"])
+    gen = generator(ctx.seed)
+    model.train()
+    set_bn_train(model, bn_train)
+    for epoch in range(hp["epochs"]):
+        x, y = epoch_data(epoch, gen)
+        for idx in iterate_batches(len(y), hp["batch_size"], gen):
+            loss = F.cross_entropy(model(x[idx].to(ctx.device)), y[idx].to(ctx.device))
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+    model.eval()
+    return model
 
 
 def _import_all() -> None:

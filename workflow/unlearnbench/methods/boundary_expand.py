@@ -4,12 +4,9 @@ access. Unlike the reference code (one step, never pruned), this trains `epochs`
 returned model has the original head shape."""
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
-from ..runtime import generator, iterate_batches
-from ..training import make_optimizer
-from . import Access, UnlearningMethod, register_method, set_bn_train
+from . import Access, UnlearningMethod, fit_cross_entropy, register_method
 
 
 def _head_parent(model: nn.Module) -> tuple[nn.Module, str]:
@@ -56,19 +53,8 @@ class BoundaryExpand(UnlearningMethod):
 
     def unlearn(self, model, data, ctx):
         x, _ = data.forget
-        dev = ctx.device
         expand_head(model)
         shadow = torch.full((len(x),), data.num_classes, dtype=torch.long)
-        opt = make_optimizer(model.parameters(), self.hp["optimizer"], self.hp["lr"], self.hp["momentum"], self.hp["weight_decay"])
-        gen = generator(ctx.seed)
-        model.train()
-        set_bn_train(model, self.hp["bn_train"])
-        for _ in range(self.hp["epochs"]):
-            for idx in iterate_batches(len(x), self.hp["batch_size"], gen):
-                loss = F.cross_entropy(model(x[idx].to(dev)), shadow[idx].to(dev))
-                opt.zero_grad(set_to_none=True)
-                loss.backward()
-                opt.step()
+        fit_cross_entropy(model, self.hp, ctx, self.hp["bn_train"], lambda epoch, gen: (x, shadow))
         prune_head(model)
-        model.eval()
-        return model
+        return model.eval()

@@ -6,9 +6,7 @@ import torch
 import torch.nn.functional as F
 
 from ..errors import UserError
-from ..runtime import generator, iterate_batches
-from ..training import make_optimizer
-from . import Access, UnlearningMethod, register_method, set_bn_train
+from . import Access, UnlearningMethod, fit_cross_entropy, register_method
 
 
 def nearest_wrong_labels(frozen, x: torch.Tensor, y: torch.Tensor, eps: float, device, batch_size: int = 256) -> torch.Tensor:
@@ -44,15 +42,4 @@ class BoundaryShrink(UnlearningMethod):
         dev = ctx.device
         labels = nearest_wrong_labels(ctx.original, x, y, self.hp["eps"], dev)
         ctx.info["new_label_hist"] = torch.bincount(labels, minlength=data.num_classes).tolist()
-        opt = make_optimizer(model.parameters(), self.hp["optimizer"], self.hp["lr"], self.hp["momentum"], self.hp["weight_decay"])
-        gen = generator(ctx.seed)
-        model.train()
-        set_bn_train(model, self.hp["bn_train"])
-        for _ in range(self.hp["epochs"]):
-            for idx in iterate_batches(len(y), self.hp["batch_size"], gen):
-                loss = F.cross_entropy(model(x[idx].to(dev)), labels[idx].to(dev))
-                opt.zero_grad(set_to_none=True)
-                loss.backward()
-                opt.step()
-        model.eval()
-        return model
+        return fit_cross_entropy(model, self.hp, ctx, self.hp["bn_train"], lambda epoch, gen: (x, labels))

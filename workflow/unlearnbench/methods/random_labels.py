@@ -3,11 +3,8 @@ uniformly from the other classes (redrawn each epoch). Forget-only by default, a
 adapts it; `use_retain: true` mixes in the retain set (SalUn's version, full access)."""
 
 import torch
-import torch.nn.functional as F
 
-from ..runtime import generator, iterate_batches
-from ..training import make_optimizer
-from . import Access, UnlearningMethod, register_method, set_bn_train
+from . import Access, UnlearningMethod, fit_cross_entropy, register_method
 
 
 def random_other_labels(y: torch.Tensor, num_classes: int, gen: torch.Generator) -> torch.Tensor:
@@ -26,23 +23,10 @@ class RandomLabels(UnlearningMethod):
 
     def unlearn(self, model, data, ctx):
         xf, yf = data.forget
-        if self.hp["use_retain"]:
-            xr, yr = data.retain
-        else:
-            xr, yr = xf[:0], yf[:0]
-        opt = make_optimizer(model.parameters(), self.hp["optimizer"], self.hp["lr"], self.hp["momentum"], self.hp["weight_decay"])
-        gen = generator(ctx.seed)
-        model.train()
+        xr, yr = data.retain if self.hp["use_retain"] else (xf[:0], yf[:0])
+
+        def epoch_data(epoch, gen):  # fresh random labels every epoch
+            return torch.cat([xf, xr]), torch.cat([random_other_labels(yf, data.num_classes, gen), yr])
+
         # BN statistics only move when retain data are mixed in (forget-only batches would skew them).
-        set_bn_train(model, self.hp["bn_train"] or self.hp["use_retain"])
-        for epoch in range(self.hp["epochs"]):
-            x = torch.cat([xf, xr])
-            y = torch.cat([random_other_labels(yf, data.num_classes, gen), yr])
-            for idx in iterate_batches(len(y), self.hp["batch_size"], gen):
-                out = model(x[idx].to(ctx.device))
-                loss = F.cross_entropy(out, y[idx].to(ctx.device))
-                opt.zero_grad(set_to_none=True)
-                loss.backward()
-                opt.step()
-        model.eval()
-        return model
+        return fit_cross_entropy(model, self.hp, ctx, self.hp["bn_train"] or self.hp["use_retain"], epoch_data)
