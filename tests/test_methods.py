@@ -99,3 +99,26 @@ def test_same_seed_same_model(setup):
     a, _, _ = setup.run({"method": "finetune", "epochs": 1}, seed=3)
     b, _, _ = setup.run({"method": "finetune", "epochs": 1}, seed=3)
     assert all(torch.equal(p, q) for p, q in zip(a.state_dict().values(), b.state_dict().values()))
+
+
+def _artefact_free_methods():
+    from unlearnbench.methods import get_method
+
+    names = []
+    for name in list_methods():
+        cls = get_method(name)
+        if name.startswith("_") or cls.kind == "reference" or create_method({"method": name}).needs:
+            continue  # methods that need artefacts (unsir, clue) have their own access tests
+        names.append(name)
+    return names
+
+
+@pytest.mark.parametrize("name", _artefact_free_methods())
+def test_every_method_runs_within_its_declared_access(setup, name):
+    """Run each registered method on data holding only what it declares: an undeclared read raises."""
+    model, method, data = setup.run({"method": name})
+    access = method.access()
+    assert (data._sets["forget"] is not None) == access.forget
+    assert (data._sets["retain"] is not None) == (access.retain is not None)
+    assert (data._sets["val"] is not None) == access.val
+    assert model(setup.x[:2]).shape == (2, 10)
