@@ -3,19 +3,22 @@
 Every source (scikit-learn digits, torchvision datasets, an ImageFolder) is converted once into a
 canonical archive: `x` uint8 [N, C, H, W], `y` int64 [N], `is_test` bool [N] (the source's official
 test split, all False when it has none), `mean`/`std` float per channel (of the non-test part).
-Splits and forget requests are index files into that pooled array.
+Splits and forget requests are index files into that pooled array; `RequestData` gives the
+named index views (forget, retain, test of retained / forgotten classes, ...) every stage uses, and
+`view_indices` the data views an unlearning method may be handed (rule data_view).
 """
 
 from __future__ import annotations
 
+import re
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch
-import torch.nn.functional as F
 
 from .errors import UserError
+from .lazy import F, torch
 
 # Classes per source, known before any data is read (used to check forget classes in the config).
 NUM_CLASSES = {"digits": 10, "mnist": 10, "fashionmnist": 10, "cifar10": 10, "cifar100": 100, "svhn": 10}
@@ -187,6 +190,108 @@ def make_forget_request(y: np.ndarray, split: dict[str, np.ndarray], scenario: d
     return {"type": kind, "forget_classes": classes, "forget": np.sort(forget), "retain": np.sort(retain)}
 
 
-# --------------------------------------------------------------------------- loading
+# --------------------------------------------------------------------------- loading and views
 def to_float(x_uint8: np.ndarray) -> torch.Tensor:
     return torch.from_numpy(np.ascontiguousarray(x_uint8)).float().div_(255.0)
+
+
+@dataclass
+class RequestData:
+    """The pooled archive with its split and one forget request, as named index views."""
+    data: dict[str, np.ndarray]
+    split: dict[str, Any]
+    request: dict[str, Any]
+
+    @classmethod
+    def load(cls, data_path, split_path, request_path) -> "RequestData":
+        from .io import read_json, read_npz
+
+        return cls(read_npz(data_path), read_json(split_path), read_json(request_path))
+
+    @property
+    def y(self) -> np.ndarray:
+        return self.data["y"]
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.data["class_names"])
+
+    @property
+    def forget_classes(self) -> list[int]:
+        return list(self.request["forget_classes"])
+
+    def _idx(self, key: str, source) -> np.ndarray:
+        return np.asarray(source[key], dtype=np.int64)
+
+    @property
+    def forget(self) -> np.ndarray:
+        return self._idx("forget", self.request)
+
+    @property
+    def retain(self) -> np.ndarray:
+        return self._idx("retain", self.request)
+
+    @property
+    def train(self) -> np.ndarray:
+        return self._idx("train", self.split)
+
+    @property
+    def test(self) -> np.ndarray:
+        return self._idx("test", self.split)
+
+    @property
+    def val(self) -> np.ndarray:
+        return self._idx("val", self.split)
+
+    def _of_forget_classes(self, idx: np.ndarray) -> np.ndarray:
+        return np.isin(self.y[idx], self.forget_classes)
+
+    @property
+    def test_retain(self) -> np.ndarray:
+        """Test samples of the retained classes (every test sample for random forgetting)."""
+        return self.test[~self._of_forget_classes(self.test)]
+
+    @property
+    def test_forget(self) -> np.ndarray:
+        """Test samples of the forgotten classes (empty for random forgetting)."""
+        return self.test[self._of_forget_classes(self.test)]
+
+    @property
+    def val_retain(self) -> np.ndarray:
+        return self.val[~self._of_forget_classes(self.val)]
+
+    def tensors(self, idx: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
+        """(x in [0,1], y) of the given pooled indices."""
+        idx = np.asarray(idx, dtype=np.int64)
+        return to_float(self.data["x"][idx]), torch.from_numpy(self.y[idx].astype(np.int64))
+
+
+_SUBSET = re.compile(r"retain-(?:k(?P<k>\d+)|p(?P<p>[0-9.e-]+))-s(?P<seed>\d+)")
+
+
+def view_indices(view: str, rd: RequestData) -> np.ndarray:
+    """Pooled indices of a data view: forget, retain, val, or a seeded per-class retain subset
+    `retain-k<k>-s<seed>` (k samples of each retained class) / `retain-p<fraction>-s<seed>`."""
+    if view in ("forget", "retain", "val"):
+        return getattr(rd, view)
+    m = _SUBSET.fullmatch(view)
+    if not m:
+        raise UserError(f"unknown data view {view!r}; use forget, retain, val, retain-k<k>-s<seed> or retain-p<f>-s<seed>")
+    rng = np.random.default_rng(int(m["seed"]))
+    retain = rd.retain
+    ry = rd.y[retain]
+    chosen = []
+    for c in np.unique(ry):
+        members = rng.permutation(retain[ry == c])
+        n = int(m["k"]) if m["k"] else max(1, int(round(float(m["p"]) * len(members))))
+        chosen.append(members[:n])
+    return np.sort(np.concatenate(chosen)) if chosen else retain[:0]
+
+
+def unlearn_data(access, rd: RequestData, seed: int):
+    """The `UnlearnData` an access declares, built in memory from a RequestData (tests, notebooks).
+    The workflow builds the same sets from the view files of rule data_view instead."""
+    from .methods._base import UnlearnData
+
+    sets = {role: rd.tensors(view_indices(view, rd)) for role, view in access.views(seed).items()}
+    return UnlearnData(access, rd.num_classes, rd.forget_classes, rd.request["type"], sets=sets)

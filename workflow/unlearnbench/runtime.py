@@ -11,9 +11,9 @@ from dataclasses import dataclass, field
 from typing import Iterator
 
 import numpy as np
-import torch
 
 from .errors import UserError
+from .lazy import torch
 
 
 def resolve_device(name: str = "auto") -> torch.device:
@@ -69,12 +69,12 @@ def augment(x: torch.Tensor, crop_pad: int, hflip: bool, gen: torch.Generator) -
     return x
 
 
-@torch.no_grad()
 def predict_logits(model: torch.nn.Module, x: torch.Tensor, device: torch.device, batch_size: int = 512) -> torch.Tensor:
     """Eval-mode logits for a [0,1] image tensor, returned on the CPU."""
     was_training = model.training
     model.eval()
-    out = [model(x[i : i + batch_size].to(device)).float().cpu() for i in range(0, len(x), batch_size)]
+    with torch.no_grad():
+        out = [model(x[i : i + batch_size].to(device)).float().cpu() for i in range(0, len(x), batch_size)]
     model.train(was_training)
     return torch.cat(out) if out else torch.empty(0)
 
@@ -85,6 +85,28 @@ class Usage:
     peak_mem_mb: float = 0.0  # peak extra memory during the block (RSS on CPU, allocator on CUDA)
     device: str = "cpu"
     extra: dict = field(default_factory=dict)
+
+    def record(self, **extra) -> dict:
+        """The timing sidecar of a stage (`*.time.json`): seconds, memory and where they were measured."""
+        return {"seconds": self.seconds, "peak_mem_mb": self.peak_mem_mb, **machine(self.device), **extra}
+
+
+def machine(device: str = "cpu") -> dict:
+    """Where a time was measured: host, CPU model and count, torch threads, device."""
+    import platform
+    import socket
+
+    cpu = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo") as fh:
+            cpu = next((l.split(":", 1)[1].strip() for l in fh if l.startswith("model name")), cpu)
+    except OSError:
+        pass
+    info = {"host": socket.gethostname(), "cpu": cpu, "cpu_count": os.cpu_count(),
+            "torch_threads": torch.get_num_threads(), "device": str(device)}
+    if str(device).startswith("cuda"):
+        info["gpu"] = torch.cuda.get_device_name(0)
+    return info
 
 
 def _rss_mb() -> float:

@@ -9,12 +9,8 @@ import sys
 import time
 from typing import Any, Callable
 
-import torch
-import torch.nn.functional as F
-from torch import nn
-from tqdm import tqdm
-
 from .errors import UserError
+from .lazy import F, nn, torch
 from .runtime import augment, generator, iterate_batches, predict_logits
 
 DEFAULT_RECIPE: dict[str, Any] = {
@@ -32,6 +28,13 @@ def make_optimizer(params, name: str, lr: float, momentum: float = 0.9, weight_d
     if name == "adamw":
         return torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay)
     raise UserError(f"unknown optimizer {name!r}; use sgd, adam or adamw")
+
+
+def set_bn_train(model: nn.Module, train_bn: bool) -> None:
+    """Explicit BatchNorm mode: with train_bn=False running statistics stay frozen."""
+    for m in model.modules():
+        if isinstance(m, nn.modules.batchnorm._BatchNorm):
+            m.train(train_bn)
 
 
 def lr_factor(recipe: dict[str, Any], epoch: float) -> float:
@@ -82,6 +85,8 @@ def train(
     n, bs, epochs = len(y), int(recipe["batch_size"]), int(recipe["epochs"])
     steps_per_epoch = math.ceil(n / bs)
     log, step = [], 0
+    from tqdm import tqdm
+
     bar = tqdm(range(epochs), desc=desc, file=sys.stderr, disable=None, mininterval=1.0)
     for epoch in bar:
         t0, tot_loss, correct = time.perf_counter(), 0.0, 0

@@ -3,13 +3,13 @@ samples into it (so they leave their class's region), then prune the shadow neur
 access. Unlike the reference code (one step, never pruned), this trains `epochs` epochs and the
 returned model has the original head shape."""
 
-import torch
-from torch import nn
+from __future__ import annotations
 
-from . import Access, UnlearningMethod, fit_cross_entropy, register_method
+from ..lazy import nn, torch
+from ._base import Access, UnlearningMethod, register_method
 
 
-def _head_parent(model: nn.Module) -> tuple[nn.Module, str]:
+def _head_parent(model: "nn.Module") -> tuple["nn.Module", str]:
     """The module and attribute holding the classifier head (Classifier wraps the backbone as .net)."""
     owner = getattr(model, "net", model)
     if not isinstance(getattr(owner, "head", None), nn.Linear):
@@ -17,7 +17,7 @@ def _head_parent(model: nn.Module) -> tuple[nn.Module, str]:
     return owner, "head"
 
 
-def expand_head(model: nn.Module) -> nn.Linear:
+def expand_head(model: "nn.Module") -> "nn.Linear":
     """Replace the head by one with an extra (shadow) output; returns the original head."""
     owner, attr = _head_parent(model)
     old = getattr(owner, attr)
@@ -30,7 +30,7 @@ def expand_head(model: nn.Module) -> nn.Linear:
     return old
 
 
-def prune_head(model: nn.Module) -> None:
+def prune_head(model: "nn.Module") -> None:
     """Drop the shadow output: the head gets back its original shape (the trained rows kept)."""
     owner, attr = _head_parent(model)
     wide = getattr(owner, attr)
@@ -52,6 +52,8 @@ class BoundaryExpand(UnlearningMethod):
         return Access(forget=True)
 
     def unlearn(self, model, data, ctx):
+        from ..parts.relabel import fit_cross_entropy
+
         x, _ = data.forget
         expand_head(model)
         shadow = torch.full((len(x),), data.num_classes, dtype=torch.long)

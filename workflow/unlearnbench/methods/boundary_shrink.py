@@ -2,11 +2,10 @@
 wrong class, found by one FGSM step (bound eps) on a frozen copy of the original model, then
 fine-tune the model on the forget samples with those labels. Forget-only access."""
 
-import torch
-import torch.nn.functional as F
+from __future__ import annotations
 
-from ..errors import UserError
-from . import Access, UnlearningMethod, fit_cross_entropy, register_method
+from ..lazy import F, torch
+from ._base import Access, UnlearningMethod, gt, register_method
 
 
 def nearest_wrong_labels(frozen, x: torch.Tensor, y: torch.Tensor, eps: float, device, batch_size: int = 256) -> torch.Tensor:
@@ -27,17 +26,15 @@ def nearest_wrong_labels(frozen, x: torch.Tensor, y: torch.Tensor, eps: float, d
 class BoundaryShrink(UnlearningMethod):
     defaults = {"eps": 0.1, "lr": 1e-3, "epochs": 5, "batch_size": 64, "optimizer": "sgd", "momentum": 0.9,
                 "weight_decay": 0.0, "bn_train": False}
+    checks = {"eps": gt(0)}
     supports = frozenset({"class"})
-
-    def __init__(self, **hp):
-        super().__init__(**hp)
-        if self.hp["eps"] <= 0:
-            raise UserError(f"boundary_shrink: eps must be > 0, got {self.hp['eps']}")
 
     def access(self) -> Access:
         return Access(forget=True)
 
     def unlearn(self, model, data, ctx):
+        from ..parts.relabel import fit_cross_entropy
+
         x, y = data.forget
         dev = ctx.device
         labels = nearest_wrong_labels(ctx.original, x, y, self.hp["eps"], dev)

@@ -20,15 +20,13 @@ from __future__ import annotations
 
 import copy
 
-import torch
-import torch.nn.functional as F
-
-from ..energy import ENERGY_VARIANTS, energy_loss
 from ..errors import UserError
+from ..lazy import F, torch
+from ..parts.energy import ENERGY_VARIANTS, energy_loss
+from ..parts.saliency import MASK_KEYS, MASK_MODES, MASK_REDUCE, compute_mask, load_mask, mask_density, masked_step
 from ..runtime import generator, iterate_batches
-from ..saliency import MASK_KEYS, check_mask_settings, compute_mask, load_mask, mask_density, masked_step
-from ..training import make_optimizer
-from . import Access, UnlearningMethod, register_method, set_bn_train
+from ..training import make_optimizer, set_bn_train
+from ._base import Access, UnlearningMethod, between, ge, gt, one_of, register_method
 
 
 def corrupt(x: torch.Tensor, hp: dict, gen: torch.Generator) -> torch.Tensor:
@@ -59,9 +57,9 @@ def kd_loss(teacher_logits: torch.Tensor, student_logits: torch.Tensor, directio
     raise UserError(f"CLUE: kl_direction must be teacher_student or student_teacher, got {direction!r}")
 
 
-@torch.no_grad()
 def _finite_on(model, x: torch.Tensor, dev) -> bool:
-    return all(bool(torch.isfinite(model(x[i:i + 512].to(dev))).all()) for i in range(0, len(x), 512))
+    with torch.no_grad():
+        return all(bool(torch.isfinite(model(x[i:i + 512].to(dev))).all()) for i in range(0, len(x), 512))
 
 
 @register_method("clue")
@@ -79,35 +77,32 @@ class CLUE(UnlearningMethod):
         "bn_train": False,
     }
     supports = frozenset({"class", "random"})
+    artefacts = {"mask": MASK_KEYS}  # the first epoch's mask (rule make_mask)
 
-    def __init__(self, **hp):
-        super().__init__(**hp)
+    checks = {
+        "energy_variant": one_of(*ENERGY_VARIANTS), "teacher": one_of("original", "refresh"),
+        "soft_labels": one_of("teacher", "random"), "noise": one_of("gaussian", "salt_pepper"),
+        "kl_direction": one_of("teacher_student", "student_teacher"), "temperature": gt(0),
+        "lambda_energy": ge(0), "random_logit_std": gt(0), "noise_sigma": ge(0),
+        "salt_prob": between(0, 1), "pepper_prob": between(0, 1),
+        "mask_mode": one_of(*MASK_MODES), "mask_reduce": one_of(*MASK_REDUCE), "mask_tau": ge(0),
+        "mask_fraction": between(0, 1, low_open=True), "mask_batch_size": ge(1),
+    }
+
+    def validate(self):
         h = self.hp
-        if h["energy_variant"] not in ENERGY_VARIANTS:
-            raise UserError(f"CLUE: energy_variant must be one of {', '.join(ENERGY_VARIANTS)}, got {h['energy_variant']!r}")
-        if h["teacher"] not in ("original", "refresh"):
-            raise UserError(f"CLUE: teacher must be original or refresh, got {h['teacher']!r}")
-        if h["soft_labels"] not in ("teacher", "random"):
-            raise UserError(f"CLUE: soft_labels must be teacher or random, got {h['soft_labels']!r}")
-        if h["noise"] not in ("gaussian", "salt_pepper"):
-            raise UserError(f"CLUE: noise must be gaussian or salt_pepper, got {h['noise']!r}")
-        if h["kl_direction"] not in ("teacher_student", "student_teacher"):
-            raise UserError(f"CLUE: kl_direction must be teacher_student or student_teacher, got {h['kl_direction']!r}")
         if not (h["kd"] or h["energy"]):
-            raise UserError("CLUE: at least one of kd and energy must be true")
-        if h["temperature"] <= 0 or h["lr"] <= 0 or h["epochs"] < 1 or h["batch_size"] < 1:
-            raise UserError("CLUE: temperature and lr must be > 0, epochs and batch_size >= 1")
-        if h["noise_sigma"] < 0 or (h["noise_sigma_max"] is not None and h["noise_sigma_max"] < h["noise_sigma"]):
-            raise UserError("CLUE: need 0 <= noise_sigma <= noise_sigma_max")
-        if h["use_mask"]:
-            check_mask_settings(h)
+            raise UserError("method 'clue': at least one of kd and energy must be true")
+        if h["noise_sigma_max"] is not None and h["noise_sigma_max"] < h["noise_sigma"]:
+            raise UserError("method 'clue': need noise_sigma <= noise_sigma_max")
+        if h["salt_prob"] + h["pepper_prob"] > 1:
+            raise UserError("method 'clue': salt_prob + pepper_prob must be <= 1")
 
-    @property
     def needs(self) -> tuple[str, ...]:  # the no-mask ablation needs no mask artefact
         return ("mask",) if self.hp["use_mask"] else ()
 
     def mask_settings(self) -> dict:
-        return {k: self.hp[k] for k in MASK_KEYS}
+        return self.artefact_settings("mask")
 
     def access(self) -> Access:
         return Access(forget=True)
@@ -121,10 +116,10 @@ class CLUE(UnlearningMethod):
         masks = None
         if hp["use_mask"]:
             if "mask" not in ctx.artefacts:
-                raise UserError("CLUE with use_mask needs the mask artefact (rule clue_mask)")
+                raise UserError("CLUE with use_mask needs the mask artefact (rule make_mask)")
             masks, meta = load_mask(ctx.artefacts["mask"])
             if meta.get("settings") != self.mask_settings():
-                raise UserError(f"mask artefact {ctx.artefacts['mask']} was made with other settings; rerun clue_mask")
+                raise UserError(f"mask artefact {ctx.artefacts['mask']} was made with other settings; rerun rule make_mask")
             masks = {n: m.to(dev) for n, m in masks.items()}
         random_targets = torch.randn(len(y), data.num_classes, generator=gen) * hp["random_logit_std"]
         teacher = ctx.original

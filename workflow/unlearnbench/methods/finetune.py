@@ -1,8 +1,10 @@
 """FineTune (Golatkar et al. 2020; UNSIR's baseline): keep training on the retain set only, so the
 forgotten data fade through catastrophic forgetting."""
 
+from __future__ import annotations
+
 from ..training import train
-from . import Access, UnlearningMethod, register_method
+from ._base import Access, UnlearningMethod, register_method
 
 
 @register_method("finetune")

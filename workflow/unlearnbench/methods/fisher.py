@@ -13,41 +13,12 @@ Retain-only access (the forget set is not needed).
 
 from __future__ import annotations
 
-import torch
-import torch.nn.functional as F
-from torch import nn
-
-from ..errors import UserError
+from ..lazy import nn, torch
 from ..runtime import generator
-from . import Access, UnlearningMethod, register_method
+from ._base import Access, UnlearningMethod, ge, gt, register_method
 
 
-def diag_fisher(model: nn.Module, x: torch.Tensor, batch_size: int, device) -> dict[str, torch.Tensor]:
-    """E_x sum_y p(y|x) g_y(x)^2 with per-sample gradients (torch.func), eval mode."""
-    from torch.func import functional_call, grad, vmap
-
-    model.eval()
-    params = {k: v.detach() for k, v in model.named_parameters()}
-    buffers = {k: v.detach() for k, v in model.named_buffers()}
-
-    def loss(p, xi, yi):
-        return F.cross_entropy(functional_call(model, (p, buffers), (xi.unsqueeze(0),)), yi.unsqueeze(0))
-
-    per_sample = vmap(grad(loss), in_dims=(None, 0, 0))
-    acc = {k: torch.zeros_like(v) for k, v in params.items()}
-    for i in range(0, len(x), batch_size):
-        xb = x[i : i + batch_size].to(device)
-        with torch.no_grad():
-            prob = F.softmax(model(xb), dim=1)
-        for c in range(prob.shape[1]):
-            g = per_sample(params, xb, torch.full((len(xb),), c, dtype=torch.long, device=device))
-            w = prob[:, c]
-            for k in acc:
-                acc[k] += torch.einsum("n,n...->...", w, g[k].pow(2))
-    return {k: v / max(len(x), 1) for k, v in acc.items()}
-
-
-def _head_names(model: nn.Module, num_classes: int) -> set[str]:
+def _head_names(model: "nn.Module", num_classes: int) -> set[str]:
     head = getattr(model, "head", None)
     if isinstance(head, nn.Linear):
         ids = {id(p) for p in head.parameters()}
@@ -67,15 +38,14 @@ class FisherForgetting(UnlearningMethod):
         "batch_size": 64,        # per-sample gradients are computed in chunks of this size
     }
 
-    def __init__(self, **hp):
-        super().__init__(**hp)
-        if self.hp["alpha"] < 0 or self.hp["clamp"] <= 0 or self.hp["clamp_head"] <= 0 or self.hp["batch_size"] < 1:
-            raise UserError("method 'fisher': alpha must be >= 0, clamp/clamp_head > 0, batch_size >= 1")
+    checks = {"alpha": ge(0), "clamp": gt(0), "clamp_head": gt(0), "scale_head_1d": gt(0)}
 
     def access(self) -> Access:
         return Access(retain="full")
 
     def unlearn(self, model, data, ctx):
+        from ..parts.fisher_diag import diag_fisher
+
         x, _ = data.retain
         fisher = diag_fisher(model, x, self.hp["batch_size"], ctx.device)
         heads = _head_names(model, data.num_classes)

@@ -7,13 +7,13 @@ forget batch's accuracy (measured before its update) falls to that value, and a 
 stops with an error.
 """
 
-import torch
-import torch.nn.functional as F
+from __future__ import annotations
 
 from ..errors import UserError
+from ..lazy import F, torch
 from ..runtime import generator, iterate_batches
-from ..training import make_optimizer
-from . import Access, UnlearningMethod, register_method, set_bn_train
+from ..training import make_optimizer, set_bn_train
+from ._base import Access, UnlearningMethod, register_method
 
 
 @register_method("gradient_ascent")

@@ -7,12 +7,11 @@ exactly with the Woodbury identity (what WoodFisher's rank-one recursion compute
 Per-sample gradients of at most `num_samples` forget samples are used for F.
 """
 
-import torch
-import torch.nn.functional as F
+from __future__ import annotations
 
-from ..errors import UserError
+from ..lazy import F, torch
 from ..runtime import generator
-from . import Access, UnlearningMethod, register_method
+from ._base import Access, UnlearningMethod, ge, gt, register_method
 
 
 def flat_grad(model, loss) -> torch.Tensor:
@@ -31,11 +30,7 @@ def woodbury_inverse_vp(G: torch.Tensor, v: torch.Tensor, damping: float) -> tor
 @register_method("influence")
 class InfluenceUnlearning(UnlearningMethod):
     defaults = {"alpha": 10.0, "damping": 1e-3, "num_samples": 128, "grad_batch_size": 256}
-
-    def __init__(self, **hp):
-        super().__init__(**hp)
-        if self.hp["damping"] <= 0 or self.hp["num_samples"] < 1 or self.hp["alpha"] < 0:
-            raise UserError("influence: damping must be > 0, num_samples >= 1, alpha >= 0")
+    checks = {"alpha": ge(0), "damping": gt(0), "num_samples": ge(1), "grad_batch_size": ge(1)}
 
     def access(self) -> Access:
         return Access(forget=True)

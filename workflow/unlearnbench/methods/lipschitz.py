@@ -4,12 +4,12 @@ mean ||f(x) - f(x')||_2 / ||x - x'||_2 over the model outputs (logits), one samp
 JiT does. Forget-only access; BatchNorm statistics frozen unless bn_train (JiT runs in train
 mode, which the CLUE paper blames for LU's collapse)."""
 
-import torch
+from __future__ import annotations
 
-from ..errors import UserError
+from ..lazy import torch
 from ..runtime import generator
-from ..training import make_optimizer
-from . import Access, UnlearningMethod, register_method, set_bn_train
+from ..training import make_optimizer, set_bn_train
+from ._base import Access, UnlearningMethod, ge, gt, register_method
 
 
 def lipschitz_loss(model, x: torch.Tensor, n_copies: int, sigma: float, gen: torch.Generator, device) -> torch.Tensor:
@@ -28,11 +28,7 @@ def lipschitz_loss(model, x: torch.Tensor, n_copies: int, sigma: float, gen: tor
 class Lipschitz(UnlearningMethod):
     defaults = {"lr": 1e-4, "epochs": 1, "n_copies": 25, "sigma": 0.1, "samples_per_step": 1,
                 "optimizer": "sgd", "momentum": 0.9, "weight_decay": 0.0, "bn_train": False}
-
-    def __init__(self, **hp):
-        super().__init__(**hp)
-        if self.hp["sigma"] <= 0 or self.hp["n_copies"] < 1 or self.hp["samples_per_step"] < 1:
-            raise UserError("lipschitz: sigma must be > 0, n_copies and samples_per_step >= 1")
+    checks = {"sigma": gt(0), "n_copies": ge(1), "samples_per_step": ge(1)}
 
     def access(self) -> Access:
         return Access(forget=True)

@@ -2,9 +2,10 @@
 uniformly from the other classes (redrawn each epoch). Forget-only by default, as the CLUE paper
 adapts it; `use_retain: true` mixes in the retain set (SalUn's version, full access)."""
 
-import torch
+from __future__ import annotations
 
-from . import Access, UnlearningMethod, fit_cross_entropy, register_method
+from ..lazy import torch
+from ._base import Access, UnlearningMethod, register_method
 
 
 def random_other_labels(y: torch.Tensor, num_classes: int, gen: torch.Generator) -> torch.Tensor:
@@ -24,6 +25,8 @@ class RandomLabels(UnlearningMethod):
     def unlearn(self, model, data, ctx):
         xf, yf = data.forget
         xr, yr = data.retain if self.hp["use_retain"] else (xf[:0], yf[:0])
+
+        from ..parts.relabel import fit_cross_entropy
 
         def epoch_data(epoch, gen):  # fresh random labels every epoch
             return torch.cat([xf, xr]), torch.cat([random_other_labels(yf, data.num_classes, gen), yr])

@@ -4,7 +4,9 @@ They are not run by the unlearning stage: the pipeline maps them to the checkpoi
 `train_original` and `train_retrain` (retrain's time is its training time).
 """
 
-from . import Access, UnlearningMethod, register_method
+from __future__ import annotations
+
+from ._base import Access, UnlearningMethod, register_method
 
 
 @register_method("original")
@@ -12,7 +14,7 @@ class Original(UnlearningMethod):
     kind = "reference"
 
     def access(self) -> Access:
-        return Access(reference="— (no unlearning)")
+        return Access(label_text="— (no unlearning)")
 
 
 @register_method("retrain")
@@ -20,4 +22,4 @@ class Retrain(UnlearningMethod):
     kind = "reference"
 
     def access(self) -> Access:
-        return Access(retain="full", reference="retain (retrain from scratch)")
+        return Access(retain="full", label_text="retain (retrain from scratch)")

@@ -23,29 +23,14 @@ Multi-class forgetting is one pass with one noise tensor per class.
 
 from __future__ import annotations
 
-import hashlib
-import json
-
-import torch
-import torch.nn.functional as F
-
 from ..errors import UserError
+from ..lazy import F, torch
 from ..runtime import generator, iterate_batches
-from ..training import make_optimizer
-from . import Access, UnlearningMethod, register_method, set_bn_train
+from ..training import make_optimizer, set_bn_train
+from ._base import Access, UnlearningMethod, ge, gt, pattern, register_method
 
 # The hyperparameters that determine the noise artefact (and nothing else does).
 NOISE_KEYS = ("noise_batch", "noise_steps", "noise_lr", "noise_lambda")
-
-
-def noise_settings(hp: dict) -> dict:
-    return {k: hp[k] for k in NOISE_KEYS}
-
-
-def noise_tag(settings: dict) -> str:
-    """Short, stable directory name for a set of noise hyperparameters."""
-    blob = json.dumps({k: float(settings[k]) for k in NOISE_KEYS}, sort_keys=True)
-    return f"b{int(settings['noise_batch'])}-t{int(settings['noise_steps'])}-" + hashlib.sha256(blob.encode()).hexdigest()[:8]
 
 
 def _noise_seed(seed: int, cls: int) -> int:
@@ -89,41 +74,40 @@ def learn_noise(model: torch.nn.Module, cls: int, num_classes: int, batch: int, 
     return x.cpu(), info
 
 
-def run_unsir_noise(original_ckpt: str, cls: int, settings: dict, seed: int, device: str, threads: int,
-                    out: str, out_info: str) -> None:
-    """Rule unsir_noise: learn and save the noise of one class for one original model."""
+def run_make_noise(original: str, cls: int, settings: dict, seed: int, device: str, threads: int,
+                   out_noise: str, out_info: str, out_time: str) -> None:
+    """Rule make_noise: learn and save the noise of one class for one original model."""
     from ..io import save_checkpoint, write_json
-    from ..pipeline import load_model
+    from ..models.checkpoint import load_model
     from ..runtime import measure, resolve_device, seed_everything
 
     seed_everything(seed, threads)
     dev = resolve_device(device)
-    model, meta = load_model(original_ckpt, dev)
+    model, meta = load_model(original, dev)
     s = {k: settings[k] for k in NOISE_KEYS}
-    if int(s["noise_batch"]) < 1 or int(s["noise_steps"]) < 0 or s["noise_lr"] <= 0 or s["noise_lambda"] < 0:
-        raise UserError(f"unsir noise: bad settings {s}")
     shape = (meta["in_channels"], meta["image_size"], meta["image_size"])
     with measure(dev) as usage:
         x, info = learn_noise(model, int(cls), meta["num_classes"], int(s["noise_batch"]), int(s["noise_steps"]),
                               float(s["noise_lr"]), float(s["noise_lambda"]), seed, dev, shape)
-    info.update(settings=s, seed=seed, seconds=usage.seconds, device=str(dev), original=str(original_ckpt))
-    save_checkpoint(out, {"noise": x}, {"kind": "unsir_noise", **info})
+    info.update(settings=s, seed=seed)
+    save_checkpoint(out_noise, {"noise": x}, {"kind": "unsir_noise", **info})
     write_json(out_info, info)
+    write_json(out_time, usage.record())
     print(f"unsir noise class {cls}: CE {info['ce_before']:.3f} -> {info['ce_after']:.3f} "
           f"in {usage.seconds:.2f}s", flush=True)
 
 
-def load_noise_set(manifest: str) -> tuple[dict[int, torch.Tensor], float]:
-    """Read the noise manifest written by rule unsir_noise_set: {class: pixel noise}, total seconds."""
-    from ..io import load_checkpoint, read_json
+def load_noise(paths: list[str]) -> dict[int, torch.Tensor]:
+    """The per-class noise files of rule make_noise: {class: pixel noise}."""
+    from ..io import load_checkpoint
 
-    man = read_json(manifest)
-    noise, seconds = {}, 0.0
-    for c, path in man["files"].items():
+    noise = {}
+    for path in paths:
         tensors, meta = load_checkpoint(path)
-        noise[int(c)] = tensors["noise"]
-        seconds += float(meta.get("seconds", 0.0))
-    return noise, seconds
+        if meta.get("kind") != "unsir_noise" or "noise" not in tensors:
+            raise UserError(f"{path} is not an UNSIR noise file (kind {meta.get('kind')!r}); delete it and rerun")
+        noise[int(meta["class"])] = tensors["noise"]
+    return noise
 
 
 def noise_dataset(noise: dict[int, torch.Tensor], classes: list[int], copies: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -151,29 +135,16 @@ class UNSIR(UnlearningMethod):
         "weight_decay": 0.0,
         "bn_train": True,        # BN statistics update during impair/repair (as in normal training)
     }
+    checks = {"noise_batch": ge(1), "noise_steps": ge(0), "noise_lambda": ge(0), "noise_copies": ge(1),
+              "passes": pattern(r"[IR]+", "a non-empty string of I (impair) and R (repair)")}
     supports = frozenset({"class"})
-    needs = ("noise",)
+    artefacts = {"noise": NOISE_KEYS}  # one file per forget class (rule make_noise)
 
-    def __init__(self, **hp):
-        super().__init__(**hp)
-        h = self.hp
-        if not isinstance(h["passes"], str) or not h["passes"] or set(h["passes"]) - {"I", "R"}:
-            raise UserError(f"method 'unsir': passes must be a non-empty string of I (impair) and R (repair), "
-                            f"got {h['passes']!r}")
-        for k in ("noise_batch", "noise_copies", "retain_per_class", "batch_size"):
-            if not isinstance(h[k], int) or h[k] < 1:
-                raise UserError(f"method 'unsir': {k} must be a positive integer, got {h[k]!r}")
-        for k in ("noise_lr", "impair_lr", "repair_lr"):
-            if h[k] <= 0:
-                raise UserError(f"method 'unsir': {k} must be > 0, got {h[k]!r}")
-        if h["noise_steps"] < 0 or h["noise_lambda"] < 0:
-            raise UserError("method 'unsir': noise_steps and noise_lambda must be >= 0")
-
-    def access(self) -> Access:
-        return Access(retain="subset")  # zero-glance: never the forget set
+    def access(self) -> Access:  # zero-glance: never the forget set
+        return Access(retain="subset", per_class=self.hp["retain_per_class"])
 
     def unlearn(self, model, data, ctx):
-        noise, noise_seconds = load_noise_set(ctx.artefacts["noise"])
+        noise = load_noise(ctx.artefacts["noise"])
         missing = sorted(set(data.forget_classes) - set(noise))
         if missing:
             raise UserError(f"unsir: noise artefact lacks forget class(es) {missing}")
@@ -208,6 +179,5 @@ class UNSIR(UnlearningMethod):
             log.append(row)
             ctx.log(f"unsir pass {i + 1} {row['stage']}: loss={row['loss']:.3f} acc={row['train_acc']:.1f} n={len(y)}")
         model.eval()
-        ctx.info.update(log=log, n_noise=len(yn), n_retain=len(yr), noise_seconds=noise_seconds,
-                        artefact_seconds=noise_seconds)
+        ctx.info.update(log=log, n_noise=len(yn), n_retain=len(yr))
         return model

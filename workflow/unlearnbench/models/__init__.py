@@ -4,21 +4,24 @@ Every constructor takes `in_channels`, `num_classes`, `image_size` plus its own 
 and returns a module with `forward_features(x)` (penultimate features) and a linear `head`.
 `build_model` wraps it in a `Classifier` that normalises [0,1] pixels inside the model, so every
 unlearning method works in pixel space.
+
+This module is torch-free: `list_models()` and `model_arguments()` read the architecture files'
+source (every function decorated `@register_model`), so the config is checked when Snakemake
+builds the DAG without importing torch; `build_model` imports the architectures inside a job.
 """
 
 from __future__ import annotations
 
-from typing import Callable, Sequence
+import ast
+from functools import lru_cache
+from pathlib import Path
+from typing import Any, Callable
 
-import torch
-from torch import nn
-
-from ..errors import UserError
-
-_REGISTRY: dict[str, Callable[..., nn.Module]] = {}
+_REGISTRY: dict[str, Callable[..., Any]] = {}
+BUILD_ARGS = ("in_channels", "num_classes", "image_size")
 
 
-def register_model(fn: Callable[..., nn.Module]) -> Callable[..., nn.Module]:
+def register_model(fn: Callable[..., Any]) -> Callable[..., Any]:
     """Decorator: register a constructor under its function name."""
     if fn.__name__ in _REGISTRY:
         raise ValueError(f"model {fn.__name__!r} registered twice")
@@ -26,60 +29,32 @@ def register_model(fn: Callable[..., nn.Module]) -> Callable[..., nn.Module]:
     return fn
 
 
+@lru_cache(maxsize=1)
+def _declared() -> dict[str, tuple[str, ...]]:
+    """{arch: its keyword arguments} of every `@register_model` function in this package's files."""
+    out = {}
+    for path in sorted(Path(__file__).parent.glob("*.py")):
+        if path.name.startswith("_"):
+            continue
+        for node in ast.parse(path.read_text()).body:
+            if isinstance(node, ast.FunctionDef) and any(
+                    isinstance(d, ast.Name) and d.id == "register_model" for d in node.decorator_list):
+                args = [a.arg for a in node.args.args + node.args.kwonlyargs]
+                out[node.name] = tuple(a for a in args if a not in BUILD_ARGS)
+    return out
+
+
 def list_models() -> list[str]:
-    return sorted(_REGISTRY)
+    return sorted(_declared())
 
 
-class Classifier(nn.Module):
-    """Input normalisation + backbone. `features`/`head` are exposed for methods that need them."""
-
-    def __init__(self, net: nn.Module, mean: Sequence[float], std: Sequence[float]):
-        super().__init__()
-        self.register_buffer("mean", torch.tensor(mean, dtype=torch.float32).view(1, -1, 1, 1))
-        self.register_buffer("std", torch.tensor(std, dtype=torch.float32).view(1, -1, 1, 1))
-        self.net = net
-
-    @property
-    def head(self) -> nn.Linear:
-        return self.net.head
-
-    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
-        return self.net.forward_features((x - self.mean) / self.std)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.net.head(self.forward_features(x))
+def model_arguments(arch: str) -> tuple[str, ...]:
+    """The keyword arguments an architecture accepts (besides in_channels, num_classes, image_size)."""
+    return _declared()[arch]
 
 
-def build_model(
-    arch: str,
-    *,
-    in_channels: int,
-    num_classes: int,
-    image_size: int,
-    mean: Sequence[float] | None = None,
-    std: Sequence[float] | None = None,
-    **kwargs,
-) -> Classifier:
-    if arch not in _REGISTRY:
-        raise UserError(f"unknown model {arch!r}; available: {', '.join(list_models())}")
-    try:
-        net = _REGISTRY[arch](in_channels=in_channels, num_classes=num_classes, image_size=image_size, **kwargs)
-    except TypeError as e:
-        raise UserError(f"bad arguments for model {arch!r}: {e}") from None
-    mean = list(mean) if mean is not None else [0.5] * in_channels
-    std = list(std) if std is not None else [0.5] * in_channels
-    if len(mean) != in_channels or len(std) != in_channels:
-        raise UserError(f"model {arch!r}: mean/std need {in_channels} values (one per channel)")
-    return Classifier(net, mean, std)
+def build_model(arch: str, **kwargs):
+    """Build a registered architecture wrapped in a Classifier (imports torch)."""
+    from ._builder import build_model as _build
 
-
-def _import_all() -> None:
-    """Import every module of this package: each registers its constructors."""
-    import importlib
-    import pkgutil
-
-    for mod in pkgutil.iter_modules(__path__):
-        importlib.import_module(f"{__name__}.{mod.name}")
-
-
-_import_all()
+    return _build(arch, **kwargs)

@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-import torch
-
-from .errors import UserError
+from ..errors import UserError
+from ..lazy import torch
 
 ENERGY_VARIANTS = ("paper", "logit_norm")
 

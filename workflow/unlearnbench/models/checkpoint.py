@@ -1,0 +1,43 @@
+"""Models to and from checkpoint files: build a model for a dataset archive, describe it, rebuild it
+from an unlearnbench checkpoint (architecture and arguments are in the checkpoint's metadata)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..errors import UserError
+from ..io import load_checkpoint
+from . import build_model
+
+
+def new_model(data: dict[str, np.ndarray], model_spec: dict):
+    spec = dict(model_spec)
+    arch = spec.pop("arch")
+    return build_model(arch, in_channels=data["x"].shape[1], num_classes=len(data["class_names"]),
+                       image_size=data["x"].shape[-1], mean=data["mean"].tolist(), std=data["std"].tolist(), **spec)
+
+
+def model_meta(data: dict[str, np.ndarray], model_spec: dict, **extra: Any) -> dict[str, Any]:
+    return {"model_spec": model_spec, "in_channels": int(data["x"].shape[1]),
+            "num_classes": len(data["class_names"]), "image_size": int(data["x"].shape[-1]),
+            "mean": data["mean"].tolist(), "std": data["std"].tolist(), **extra}
+
+
+def load_model(path: str | Path, device: Any = "cpu") -> tuple[Any, dict]:
+    """Rebuild a model from an unlearnbench checkpoint; eval mode, on `device`."""
+    state, meta = load_checkpoint(path)
+    if "model_spec" not in meta:
+        raise UserError(f"{path} is an unlearnbench file of kind {meta.get('kind')!r}, not a model checkpoint")
+    spec = dict(meta["model_spec"])
+    arch = spec.pop("arch")
+    spec.pop("pretrained_path", None)  # weights come from the checkpoint
+    model = build_model(arch, in_channels=meta["in_channels"], num_classes=meta["num_classes"],
+                        image_size=meta["image_size"], mean=meta["mean"], std=meta["std"], **spec)
+    try:
+        model.load_state_dict(state)
+    except RuntimeError as e:
+        raise UserError(f"checkpoint {path} does not fit model {arch!r}: {str(e).splitlines()[0]}") from None
+    return model.to(device).eval(), meta
