@@ -1,5 +1,8 @@
 # unlearnbench: machine-unlearning benchmark workflow.
-# Default target: every study table in config.yaml. One table: snakemake results/tables/<study>.csv
+#   snakemake --cores 2 results/tables/table1.csv      one table (a study)
+#   snakemake --cores 2 results/papers/clue.md         one paper: every table and figure + index page
+# Config: config.yaml (shared groups + table1), then every workflow/papers/<paper>/study.yaml;
+# --configfile / --config on the command line override both.
 
 import glob
 import os
@@ -8,31 +11,39 @@ from snakemake.utils import min_version
 
 min_version("8.0")
 
+try:
+    import unlearnbench  # the library (workflow/unlearnbench), installed by bootstrap.py / pip install -e .
+except ImportError:
+    raise SystemExit("unlearnbench is not importable: run `python3.11 bootstrap.py table1` once, "
+                     "or `pip install -e .` in this checkout's environment")
 
-# Base config, then each paper's study file; --configfile/--config on the command line override them.
+
 configfile: os.path.join(workflow.basedir, "config.yaml")
-for _study_file in sorted(glob.glob(os.path.join(workflow.basedir, "workflow", "studies", "*.yaml"))):
+for _paper in sorted(glob.glob(os.path.join(workflow.basedir, "workflow", "papers", "*", "study.yaml"))):
 
-    configfile: _study_file
+    configfile: _paper
 
 
 
 include: "workflow/rules/common.smk"
 include: "workflow/rules/data.smk"
 include: "workflow/rules/train.smk"
+for _artefact in sorted(glob.glob(os.path.join(workflow.basedir, "workflow", "rules", "artefacts", "*.smk"))):
+
+    include: _artefact
+
+
 include: "workflow/rules/unlearn.smk"
 include: "workflow/rules/evaluate.smk"
 include: "workflow/rules/report.smk"
+for _extra in sorted(glob.glob(os.path.join(workflow.basedir, "workflow", "papers", "*", "rules.smk"))):
 
-
-# Method-specific stages (artefacts such as noise or masks, extra metrics, paper figures).
-for _rules in sorted(glob.glob(os.path.join(workflow.basedir, "workflow", "rules", "methods", "*.smk"))):
-
-    include: _rules
+    include: _extra
 
 
 
 rule all:
+    # Default target: every study table of the config (all papers: about an hour on a laptop CPU).
     input:
         all_study_targets(),
     default_target: True

@@ -52,7 +52,7 @@ class Setup:
         for p in original.parameters():
             p.requires_grad_(False)
         return Context(device=torch.device("cpu"), seed=seed, original=original, artefacts=artefacts or {},
-                       log=lambda s: None)
+                       log=lambda s: None, input_shape=tuple(self.rd.data["x"].shape[1:]))
 
     def run(self, spec: dict, seed: int = 0, artefacts: dict | None = None):
         """Run a method instance on a copy of the model; returns (model, method, data)."""
@@ -76,3 +76,20 @@ def make_setup(forget_classes=(0,), epochs: int = 8, seed: int = 0, scenario: di
     train(model, x[tr], y[tr], {"lr": 0.05, "epochs": epochs, "batch_size": 64}, seed, torch.device("cpu"))
     return Setup(RequestData(d, {k: v.tolist() for k, v in split.items()},
                              {**req, "forget": req["forget"].tolist(), "retain": req["retain"].tolist()}), model.eval())
+
+
+def build_unlearn_data(access, x, y, forget, retain, val, num_classes, forget_classes, request_type, seed=0):
+    """UnlearnData of `access` from in-memory tensors and index lists (as the data_view rule slices)."""
+    from unlearnbench.data import view_indices
+    from unlearnbench.methods import UnlearnData
+
+    y_np = y.numpy() if hasattr(y, "numpy") else np.asarray(y)
+    rd = RequestData({"x": None, "y": y_np, "class_names": np.arange(num_classes).astype(str)},
+                     {"val": list(np.asarray(val, dtype=np.int64))},
+                     {"forget": list(np.asarray(forget, dtype=np.int64)), "retain": list(np.asarray(retain, dtype=np.int64)),
+                      "forget_classes": list(forget_classes), "type": request_type})
+    sets = {}
+    for role, view in access.views(seed).items():
+        idx = torch.as_tensor(view_indices(view, rd), dtype=torch.long)
+        sets[role] = (x[idx], y[idx])
+    return UnlearnData(access, num_classes, forget_classes, request_type, sets=sets)

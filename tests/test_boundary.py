@@ -4,7 +4,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from unlearnbench.methods import Context, build_unlearn_data, create_method
+from helpers import build_unlearn_data
+from unlearnbench.methods import Context, create_method
 from unlearnbench.methods.boundary_expand import expand_head, prune_head
 from unlearnbench.methods.boundary_shrink import nearest_wrong_labels
 from unlearnbench.models import build_model

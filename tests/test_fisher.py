@@ -10,7 +10,7 @@ import torch.nn.functional as F
 
 from unlearnbench.errors import AccessError, UserError
 from unlearnbench.methods import Access, Context, UnlearnData, create_method
-from unlearnbench.methods.fisher import diag_fisher
+from unlearnbench.parts.fisher_diag import diag_fisher
 from unlearnbench.models import build_model
 
 CPU = torch.device("cpu")
@@ -46,7 +46,7 @@ def unlearn(hp, classes=(1,), seed=0, request_type="class"):
     m = create_method({"method": "fisher", **hp})
     x, y = data(16)
     keep = ~torch.isin(y, torch.tensor(classes))
-    d = UnlearnData(m.access(), 4, list(classes), request_type, retain=(x[keep], y[keep]))
+    d = UnlearnData(m.access(), 4, list(classes), request_type, sets={"retain": (x[keep], y[keep])})
     model = small_model()
     ctx = Context(device=CPU, seed=seed, original=copy.deepcopy(model))
     return small_model(), m.unlearn(model, d, ctx), d, ctx

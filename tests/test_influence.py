@@ -3,7 +3,8 @@
 import numpy as np
 import torch
 
-from unlearnbench.methods import Context, build_unlearn_data, create_method
+from helpers import build_unlearn_data
+from unlearnbench.methods import Context, create_method
 from unlearnbench.methods.influence import woodbury_inverse_vp
 from unlearnbench.models import build_model
 

@@ -4,7 +4,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from unlearnbench.methods import Context, build_unlearn_data, create_method
+from helpers import build_unlearn_data
+from unlearnbench.methods import Context, create_method
 from unlearnbench.methods.lipschitz import lipschitz_loss
 
 

@@ -2,9 +2,9 @@ import numpy as np
 import pytest
 import torch
 
-from helpers import make_setup
+from helpers import build_unlearn_data, make_setup
 from unlearnbench.errors import AccessError, UserError
-from unlearnbench.methods import Access, UnlearningMethod, build_unlearn_data, create_method, list_methods, register_method
+from unlearnbench.methods import Access, UnlearningMethod, create_method, list_methods, register_method
 
 
 @pytest.fixture(scope="module")
@@ -31,29 +31,46 @@ def test_access_labels():
     assert create_method({"method": "finetune"}).access().label == "retain"
     assert create_method({"method": "gradient_ascent"}).access().label == "forget"
     assert create_method({"method": "random_labels", "use_retain": True}).access().label == "forget+retain"
+    assert create_method({"method": "unsir", "retain_per_class": 7}).access().label == "retain-subset (7/class)"
     assert Access().label == "none (zero-shot)"
-    assert Access(retain="subset", val=True).label == "retain-subset+val"
+    assert Access(retain="subset", fraction=0.3, val=True).label == "retain-subset (0.3)+val"
+    with pytest.raises(UserError, match="exactly one of per_class and fraction"):
+        Access(retain="subset")
+
+
+def test_hyperparameters_are_checked_and_coerced_once():
+    assert create_method({"method": "finetune", "lr": "1e-3"}).hp["lr"] == 1e-3  # PyYAML reads 1e-3 as a string
+    assert create_method({"method": "finetune", "epochs": "3"}).hp["epochs"] == 3
+    for bad, msg in [({"lr": -0.1}, "lr must be > 0"), ({"epochs": 0}, "epochs must be >= 1"),
+                     ({"batch_size": 0}, "batch_size must be >= 1"), ({"optimizer": "lion"}, "optimizer must be one of"),
+                     ({"epochs": 2.5}, "epochs must be an integer")]:
+        with pytest.raises(UserError, match=msg):
+            create_method({"method": "finetune", **bad})
+    with pytest.raises(UserError, match="passes must be a non-empty string of I"):
+        create_method({"method": "unsir", "passes": "IXR"})
 
 
 def test_unlearn_data_holds_only_declared_sets(setup):
     x, y, req = setup.x, setup.y, setup.request
-    forget_only = build_unlearn_data(Access(forget=True), x, y, req["forget"], req["retain"], setup.split["val"], 10, [0], "class")
-    assert forget_only._sets["retain"] is None and forget_only._sets["val"] is None
-    assert len(forget_only.forget[1]) == len(req["forget"])
+    args = (x, y, req["forget"], req["retain"], setup.split["val"], 10, [0], "class")
+    forget_only = build_unlearn_data(Access(forget=True), *args)
+    assert set(forget_only._sets) == {"forget"}
+    assert torch.equal(forget_only.forget[1], y[torch.as_tensor(req["forget"])])
     with pytest.raises(AccessError, match="retain set"):
         forget_only.retain
     with pytest.raises(AccessError, match="val set"):
         forget_only.val
-    retain_only = build_unlearn_data(Access(retain="full"), x, y, req["forget"], req["retain"], setup.split["val"], 10, [0], "class")
+    retain_only = build_unlearn_data(Access(retain="full"), *args)
     with pytest.raises(AccessError, match="forget set"):
         retain_only.forget
-    assert not (retain_only.retain[1] == 0).any()
-    subset = build_unlearn_data(Access(retain="subset"), x, y, req["forget"], req["retain"], setup.split["val"], 10, [0], "class",
-                                retain_per_class=5, seed=1)
-    xs, ys = subset.retain
+    assert len(retain_only.retain[1]) == len(req["retain"]) and not (retain_only.retain[1] == 0).any()
+    subset = build_unlearn_data(Access(retain="subset", per_class=5), *args, seed=1)
+    _, ys = subset.retain
     assert sorted(np.bincount(ys.numpy(), minlength=10).tolist()) == [0] + [5] * 9
-    zero = build_unlearn_data(Access(), x, y, req["forget"], req["retain"], setup.split["val"], 10, [0], "class")
-    assert all(v is None for v in zero._sets.values())
+    other_seed = build_unlearn_data(Access(retain="subset", per_class=5), *args, seed=2)
+    assert not torch.equal(subset.retain[0], other_seed.retain[0])  # the subset is drawn with the run seed
+    zero = build_unlearn_data(Access(), *args)
+    assert zero._sets == {}
 
 
 def test_a_method_reading_undeclared_data_fails(setup):
@@ -107,18 +124,36 @@ def _artefact_free_methods():
     names = []
     for name in list_methods():
         cls = get_method(name)
-        if name.startswith("_") or cls.kind == "reference" or create_method({"method": name}).needs:
-            continue  # methods that need artefacts (unsir, clue) have their own access tests
+        if name.startswith("_") or cls.kind == "reference" or create_method({"method": name}).needs():
+            continue  # methods that need artefacts (unsir, clue, ...) have their own access tests
         names.append(name)
     return names
 
 
+class _Recording:
+    """UnlearnData wrapper that records which sets a method read."""
+
+    def __init__(self, data):
+        self._data, self.read = data, set()
+
+    def __getattr__(self, name):
+        if name in ("forget", "retain", "val"):
+            self.read.add(name)
+        return getattr(self._data, name)
+
+
 @pytest.mark.parametrize("name", _artefact_free_methods())
 def test_every_method_runs_within_its_declared_access(setup, name):
-    """Run each registered method on data holding only what it declares: an undeclared read raises."""
-    model, method, data = setup.run({"method": name})
+    """Each registered method, given only its declared sets: it reads nothing else, it reads what
+    it declares (so the declaration is not an over-claim), and it changes the model's outputs."""
+    import copy
+
+    method = create_method({"method": name})
     access = method.access()
-    assert (data._sets["forget"] is not None) == access.forget
-    assert (data._sets["retain"] is not None) == (access.retain is not None)
-    assert (data._sets["val"] is not None) == access.val
-    assert model(setup.x[:2]).shape == (2, 10)
+    data = _Recording(setup.data_for(method))
+    model = method.unlearn(copy.deepcopy(setup.model), data, setup.context())
+    declared = {k for k, v in (("forget", access.forget), ("retain", access.retain is not None), ("val", access.val)) if v}
+    assert data.read == declared, f"{name} declares {declared} but read {data.read}"
+    xf, _ = setup.rd.tensors(setup.rd.forget[:64])
+    with torch.no_grad():
+        assert not torch.allclose(model(xf), setup.model(xf)), f"{name} left the forget outputs unchanged"

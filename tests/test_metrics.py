@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 import torch
 
-from unlearnbench import mia
-from unlearnbench.metrics import accuracy, compute_metrics, js_divergence, prediction_histogram, softmax, weight_distance
+from unlearnbench.metrics import mia
+from unlearnbench.metrics.accuracy import accuracy, compute_metrics, js_divergence, prediction_histogram, softmax, weight_distance
 
 
 def test_accuracy_and_histogram():

@@ -1,15 +1,18 @@
-"""Stage functions: determinism of training on CPU and clean failures on bad checkpoints."""
+"""Stage functions: determinism on CPU (byte-identical files), the data views, and clean failures."""
 
 import hashlib
+import json
 
+import numpy as np
 import pytest
 
 from unlearnbench.errors import UserError
-from unlearnbench.pipeline import run_make_forget_request, run_make_split, run_predict, run_prepare_dataset, run_train, run_unlearn
+from unlearnbench.pipeline import (run_data_view, run_make_forget_request, run_make_split, run_predict, run_prepare_dataset,
+                                   run_train_original, run_train_retrain, run_unlearn)
 
 DATASET = {"source": "digits", "image_size": 8, "channels": 1, "val_fraction": 0.1, "test_fraction": 0.2, "split_seed": 0}
 MODEL = {"arch": "smallcnn", "width": 8}
-RECIPE = {"lr": 0.05, "epochs": 2, "batch_size": 64}
+RECIPE = {"lr": 0.05, "epochs": 3, "batch_size": 64}
 
 
 @pytest.fixture(scope="module")
@@ -17,42 +20,82 @@ def prepared(tmp_path_factory):
     d = tmp_path_factory.mktemp("stages")
     run_prepare_dataset(DATASET, "unused", False, str(d / "data.npz"))
     run_make_split(str(d / "data.npz"), DATASET, str(d / "split.json"))
-    run_make_forget_request(str(d / "data.npz"), str(d / "split.json"), {"type": "class", "classes": [1]}, str(d / "req.json"))
+    run_make_forget_request(str(d / "data.npz"), str(d / "split.json"), {"type": "class", "classes": [1]},
+                            str(d / "req.json"), str(d / "card.json"))
     return d
 
 
-def _digest(path):
-    """Hash of the checkpoint's tensors and metadata."""
-    from unlearnbench.io import load_checkpoint
+def _train(d, tag, seed=7, request=None):
+    args = dict(data=str(d / "data.npz"), split=str(d / "split.json"), dataset_spec=DATASET, model_spec=MODEL,
+                recipe=RECIPE, seed=seed, device="cpu", threads=1, out_ckpt=str(d / f"{tag}.safetensors"),
+                out_log=str(d / f"{tag}.csv"), out_info=str(d / f"{tag}.json"), out_time=str(d / f"{tag}.time.json"))
+    if request:
+        run_train_retrain(request=str(request), replica=0, **args)
+    else:
+        run_train_original(**args)
 
-    state, meta = load_checkpoint(path)
-    h = hashlib.sha256(repr(sorted(meta.items())).encode())
-    for k in sorted(state):
-        h.update(k.encode() + state[k].numpy().tobytes())
-    return h.hexdigest()
+
+def _bytes(path):
+    return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
-def test_training_is_deterministic_on_cpu(prepared):
+def test_training_writes_byte_identical_files_on_cpu(prepared):
     d = prepared
-    for tag in ("a", "b"):
-        run_train(str(d / "data.npz"), str(d / "split.json"), None, DATASET, MODEL, RECIPE, 7, "cpu", 1,
-                  str(d / f"{tag}.safetensors"), str(d / f"{tag}.csv"), str(d / f"{tag}.json"))
-    assert _digest(d / "a.safetensors") == _digest(d / "b.safetensors")
-    assert (d / "a.csv").read_text().split("\n")[1].split(",")[:3] == (d / "b.csv").read_text().split("\n")[1].split(",")[:3]
-    run_train(str(d / "data.npz"), str(d / "split.json"), None, DATASET, MODEL, RECIPE, 8, "cpu", 1,
-              str(d / "c.safetensors"), str(d / "c.csv"), str(d / "c.json"))
-    assert _digest(d / "a.safetensors") != _digest(d / "c.safetensors")
+    _train(d, "a")
+    _train(d, "b")
+    for ext in (".safetensors", ".csv", ".json"):
+        assert _bytes(d / f"a{ext}") == _bytes(d / f"b{ext}"), ext
+    t = json.loads((d / "a.time.json").read_text())
+    assert t["seconds"] > 0 and len(t["epoch_seconds"]) == RECIPE["epochs"] and t["torch_threads"] == 1
+    _train(d, "c", seed=8)
+    assert _bytes(d / "a.safetensors") != _bytes(d / "c.safetensors")
 
 
-def test_retrain_sees_no_forget_class(prepared):
+def test_retrain_never_learns_the_forget_class(prepared):
     d = prepared
-    run_train(str(d / "data.npz"), str(d / "split.json"), str(d / "req.json"), DATASET, MODEL, RECIPE, 0, "cpu", 1,
-              str(d / "r.safetensors"), str(d / "r.csv"), str(d / "r.json"))
-    import json
-
-    info = json.loads((d / "r.json").read_text())
+    _train(d, "orig", seed=0)
+    _train(d, "r", seed=0, request=d / "req.json")
     req = json.loads((d / "req.json").read_text())
-    assert info["kind"] == "retrain" and info["n_train"] == len(req["retain"])
+    data = np.load(d / "data.npz")
+    assert not np.isin(data["y"][req["retain"]], [1]).any()
+    assert json.loads((d / "r.json").read_text())["n_train"] == len(req["retain"])
+    for tag in ("orig", "r"):
+        run_predict(str(d / f"{tag}.safetensors"), str(d / "data.npz"), "cpu", 1, str(d / f"{tag}_out.npz"))
+    test = np.asarray(json.loads((d / "split.json").read_text())["test"])
+    test1 = test[data["y"][test] == 1]
+    acc = {t: (np.load(d / f"{t}_out.npz")["logits"][test1].argmax(1) == 1).mean() * 100 for t in ("orig", "r")}
+    assert acc["orig"] > 60 and acc["r"] == 0, acc
+
+
+def test_data_views_are_the_declared_sets(prepared):
+    d = prepared
+    req = json.loads((d / "req.json").read_text())
+    for view in ("forget", "retain", "val", "retain-k5-s0", "retain-k1000-s0"):
+        run_data_view(str(d / "data.npz"), str(d / "split.json"), str(d / "req.json"), view, str(d / f"v_{view}.npz"))
+    v = np.load(d / "v_forget.npz")
+    assert v["index"].tolist() == req["forget"] and (v["y"] == 1).all() and not v["covers_all"]
+    sub = np.load(d / "v_retain-k5-s0.npz")
+    assert np.bincount(sub["y"], minlength=10).tolist() == [5, 0] + [5] * 8 and not sub["covers_all"]
+    assert set(sub["index"]) <= set(req["retain"])
+    assert np.load(d / "v_retain-k1000-s0.npz")["covers_all"]  # more than any class holds: the whole retain set
+    with pytest.raises(UserError, match="unknown data view"):
+        run_data_view(str(d / "data.npz"), str(d / "split.json"), str(d / "req.json"), "everything", str(d / "x.npz"))
+
+
+def test_unlearn_labels_a_subset_that_covers_everything_as_all(prepared):
+    d = prepared
+    _train(d, "o2", seed=0)
+    out = {k: str(d / f"u_{k}") for k in ("ckpt", "info", "time")}
+    run_unlearn(original=str(d / "o2.safetensors"), card=str(d / "card.json"),
+                views={"retain": str(d / "v_retain-k1000-s0.npz")}, artefacts={"noise": []},
+                method_spec={"method": "finetune", "epochs": 1}, seed=0, device="cpu", threads=1,
+                out_ckpt=out["ckpt"], out_info=out["info"], out_time=out["time"])
+    assert json.loads((d / "u_info").read_text())["access"] == "retain"
+    with pytest.raises(UserError, match="its access declares"):
+        run_unlearn(original=str(d / "o2.safetensors"), card=str(d / "card.json"),
+                    views={"retain": str(d / "v_retain-k1000-s0.npz")}, artefacts={},
+                    method_spec={"method": "gradient_ascent"}, seed=0, device="cpu", threads=1,
+                    out_ckpt=out["ckpt"], out_info=out["info"], out_time=out["time"])
 
 
 def test_corrupt_checkpoint_fails_cleanly_and_writes_nothing(prepared):
@@ -62,8 +105,9 @@ def test_corrupt_checkpoint_fails_cleanly_and_writes_nothing(prepared):
     with pytest.raises(UserError, match="corrupt"):
         run_predict(str(bad), str(d / "data.npz"), "cpu", 1, str(d / "out.npz"))
     with pytest.raises(UserError, match="corrupt"):
-        run_unlearn(str(d / "data.npz"), str(d / "split.json"), str(d / "req.json"), str(bad),
-                    {"method": "finetune"}, 0, "cpu", 1, {}, str(d / "u.safetensors"), str(d / "u.json"))
+        run_unlearn(original=str(bad), card=str(d / "card.json"), views={"retain": str(d / "v_retain.npz")},
+                    artefacts={}, method_spec={"method": "finetune"}, seed=0, device="cpu", threads=1,
+                    out_ckpt=str(d / "u.safetensors"), out_info=str(d / "u.json"), out_time=str(d / "u.time.json"))
     assert not any(p.name.startswith(("out", "u.", ".u.", ".out")) for p in d.iterdir())
 
 
@@ -72,7 +116,6 @@ def test_cuda_request_without_gpu_is_a_clear_error(prepared):
 
     if torch.cuda.is_available():
         pytest.skip("a GPU is visible")
-    d = prepared
     with pytest.raises(UserError, match="no CUDA GPU"):
-        run_train(str(d / "data.npz"), str(d / "split.json"), None, DATASET, MODEL, RECIPE, 0, "cuda", 1,
-                  str(d / "g.safetensors"), str(d / "g.csv"), str(d / "g.json"))
+        _train(prepared, "g", seed=0) if False else run_predict(str(prepared / "a.safetensors"), str(prepared / "data.npz"),
+                                                                 "cuda", 1, str(prepared / "g.npz"))

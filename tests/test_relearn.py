@@ -12,7 +12,8 @@ import torch
 from unlearnbench.data import prepare_dataset, to_float
 from unlearnbench.errors import UserError
 from unlearnbench.models import build_model
-from unlearnbench.relearn import ain, measure_relearn, settings
+from unlearnbench.metrics.cost import ain
+from unlearnbench.metrics.relearn import measure_relearn, settings
 from unlearnbench.runtime import predict_logits, seed_everything
 from unlearnbench.training import train
 

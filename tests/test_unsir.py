@@ -10,11 +10,12 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from helpers import build_unlearn_data
 from unlearnbench.data import prepare_dataset, to_float
 from unlearnbench.errors import AccessError, UserError
-from unlearnbench.io import save_checkpoint, write_json
-from unlearnbench.methods import Context, build_unlearn_data, create_method
-from unlearnbench.methods.unsir import learn_noise, noise_dataset, noise_settings, noise_tag, run_unsir_noise
+from unlearnbench.io import save_checkpoint
+from unlearnbench.methods import Context, create_method
+from unlearnbench.methods.unsir import learn_noise, noise_dataset, run_make_noise
 from unlearnbench.models import build_model
 from unlearnbench.runtime import predict_logits, seed_everything
 from unlearnbench.training import train
@@ -47,19 +48,20 @@ def acc(model, x, y):
 
 
 def write_noise(tmp_path, model, classes, hp, seed=0):
-    """Noise files + manifest as the workflow writes them (rule unsir_noise / unsir_noise_set)."""
+    """Per-class noise files as rule make_noise writes them; returns their paths."""
     d = tmp_path / "noise"
     meta = {"model_spec": {"arch": "smallcnn", "width": 8}, "in_channels": 1, "num_classes": 10, "image_size": 8,
             "mean": model.mean.flatten().tolist(), "std": model.std.flatten().tolist()}
     ckpt = tmp_path / "original.safetensors"
     save_checkpoint(ckpt, model.state_dict(), meta)
-    files = {}
+    settings = create_method({"method": "unsir", **{k: hp[k] for k in hp}}).artefact_settings("noise")
+    files = []
     for c in classes:
         out = d / f"class{c}.safetensors"
-        run_unsir_noise(str(ckpt), c, noise_settings(hp), seed, "cpu", 1, str(out), str(d / f"class{c}.json"))
-        files[str(c)] = str(out)
-    write_json(d / "set.json", {"classes": classes, "files": files})
-    return str(d / "set.json")
+        run_make_noise(str(ckpt), c, settings, seed, "cpu", 1, str(out), str(d / f"class{c}.json"),
+                       str(d / f"class{c}.time.json"))
+        files.append(str(out))
+    return files
 
 
 def test_noise_maximises_forget_class_error(trained):
@@ -84,11 +86,11 @@ def test_noise_artefact_depends_only_on_model_class_and_noise_settings(trained):
     c, _ = learn_noise(trained, 5, *args)
     assert torch.equal(a, b)
     assert not torch.equal(a, c)
-    base = noise_tag(noise_settings(hp))
+    base = create_method({"method": "unsir"}).artefact_settings("noise")
     for k, v in {"impair_lr": 0.5, "repair_lr": 0.5, "noise_copies": 3, "passes": "IRIR", "retain_per_class": 7}.items():
-        assert noise_tag(noise_settings(create_method({"method": "unsir", k: v}).hp)) == base, k
+        assert create_method({"method": "unsir", k: v}).artefact_settings("noise") == base, k
     for k, v in {"noise_lr": 0.2, "noise_steps": 3, "noise_lambda": 0.0, "noise_batch": 8}.items():
-        assert noise_tag(noise_settings(create_method({"method": "unsir", k: v}).hp)) != base, k
+        assert create_method({"method": "unsir", k: v}).artefact_settings("noise") != base, k
 
 
 def test_noise_samples_carry_their_own_forget_class():
@@ -106,8 +108,7 @@ def test_access_contract_unsir_never_gets_forget_data(digits, trained, tmp_path)
     assert not acc_.forget and acc_.retain == "subset" and not acc_.val
     forget_idx = tr[np.isin(y[tr].numpy(), [0])]
     retain_idx = tr[~np.isin(y[tr].numpy(), [0])]
-    data = build_unlearn_data(acc_, x, y, forget_idx, retain_idx, [], 10, [0], "class",
-                              retain_per_class=m.retain_per_class, seed=0)
+    data = build_unlearn_data(acc_, x, y, forget_idx, retain_idx, [], 10, [0], "class", seed=0)
     with pytest.raises(AccessError):
         data.forget
     xr, yr = data.retain
@@ -125,8 +126,7 @@ def test_unsir_forgets_class_keeps_retain_and_is_deterministic(digits, trained, 
     m = create_method({"method": "unsir", "noise_copies": 2, "batch_size": 32})
     forget_idx = tr[np.isin(y[tr].numpy(), classes)]
     retain_idx = tr[~np.isin(y[tr].numpy(), classes)]
-    data = build_unlearn_data(m.access(), x, y, forget_idx, retain_idx, [], 10, classes, "class",
-                              retain_per_class=m.retain_per_class, seed=0)
+    data = build_unlearn_data(m.access(), x, y, forget_idx, retain_idx, [], 10, classes, "class", seed=0)
     manifest = write_noise(tmp_path, trained, classes, m.hp)
     te_f, te_r = te[np.isin(y[te].numpy(), classes)], te[~np.isin(y[te].numpy(), classes)]
     a_f0, a_r0 = acc(trained, x[te_f], y[te_f]), acc(trained, x[te_r], y[te_r])
@@ -153,8 +153,7 @@ def test_passes_prefix_is_the_intermediate_state(digits, trained, tmp_path):
     res = {}
     for passes, repair_lr in (("I", 0.01), ("IR", 1e-12), ("IR", 0.01)):
         m = create_method({**base, "passes": passes, "repair_lr": repair_lr})
-        data = build_unlearn_data(m.access(), x, y, forget_idx, retain_idx, [], 10, [4], "class",
-                                  retain_per_class=10, seed=0)
+        data = build_unlearn_data(m.access(), x, y, forget_idx, retain_idx, [], 10, [4], "class", seed=0)
         ctx = Context(device=CPU, seed=0, original=trained, artefacts={"noise": manifest})
         res[passes, repair_lr] = m.unlearn(copy.deepcopy(trained), data, ctx).state_dict()
         assert [r["stage"] for r in ctx.info["log"]] == ["impair" if p == "I" else "repair" for p in passes]

@@ -5,9 +5,10 @@ import re
 
 import pandas as pd
 import pytest
-import yaml
 
-from conftest import REPO, run_snakemake
+from conftest import run_snakemake
+
+pytestmark = pytest.mark.integration
 
 METHODS = ["original", "retrain", "finetune", "gradient_ascent", "random_labels"]
 TARGET = "results/tables/tiny.csv"
@@ -44,24 +45,29 @@ def tiny_run(tmp_path_factory):
 def test_table_has_every_method_and_forgetting_is_visible(tiny_run):
     work, _ = tiny_run
     t = pd.read_csv(work / TARGET)
-    assert set(t["method"]) == set(METHODS)
+    assert set(t["method"]) == set(METHODS) | {"retrain_indep"}  # + the noise-floor row
     for m in ("acc_forget", "acc_retain", "acc_test_retain", "acc_test_forget", "mia_svc_efficacy",
               "mia_entropy_lr", "mia_prob_lr", "mia_sm_correctness", "mia_sm_confidence", "mia_sm_entropy",
-              "mia_sm_mentropy", "js_forget_pred", "dist_original", "dist_retrain", "time_s", "avg_gap", "speedup"):
+              "mia_sm_mentropy", "js_forget_pred", "dist_original", "dist_retrain", "avg_gap"):
         assert m in set(t["metric"]), m
-    v = t.set_index(["method", "metric"])["mean"]
-    assert v[("retrain", "acc_forget")] < 5           # the gold model never saw class 0
-    assert v[("original", "acc_forget")] > 80         # the original did
-    assert v[("retrain", "acc_test_retain")] > 70
-    assert v[("original", "dist_original")] == 0 and v[("retrain", "dist_retrain")] == 0
-    assert v[("original", "avg_gap")] > v[("retrain", "avg_gap")] == 0
-    assert v[("retrain", "time_s")] > 0 and v[("finetune", "time_s")] > 0
+    assert not {"time_s", "peak_mem_mb", "speedup"} & set(t["metric"])  # timings live in the cost sidecar
+    v = t.set_index(["method", "metric"])
+    assert v.loc[("retrain", "acc_forget"), "mean"] < 5           # the gold model never saw class 0
+    assert v.loc[("original", "acc_forget"), "mean"] > 80         # the original did
+    assert v.loc[("retrain", "acc_test_retain"), "mean"] > 70
+    assert v.loc[("original", "dist_original"), "mean"] == 0 and v.loc[("retrain", "dist_retrain"), "mean"] == 0
+    assert v.loc[("retrain_indep", "dist_retrain"), "mean"] > 0  # an independent gold model
+    assert v.loc[("original", "acc_forget"), "gap_mean"] > 80 and v.loc[("original", "avg_gap"), "mean"] > 20
+    cost = pd.read_csv(work / "results/tables/tiny.cost.csv").set_index(["method", "metric"])["mean"]
+    assert cost[("retrain", "time_s")] > 0 and cost[("finetune", "time_s")] > 0
     for f in ("results/tables/tiny.md", "results/tables/tiny.tex", "results/figures/tiny.png"):
         assert (work / f).stat().st_size > 100
     md = (work / "results/tables/tiny.md").read_text()
     assert "forget" in md and "retain (retrain from scratch)" in md  # access column
+    assert "n = 1: single runs" in md  # one seed: the caption says so
     run_dir = work / "results/runs/tiny_digits/tiny_cnn/tiny/s0/class0/finetune"
-    assert {"model.safetensors", "unlearn.json", "outputs.npz", "metrics.json", "mia.npz"} <= {p.name for p in run_dir.iterdir()}
+    assert {"model.safetensors", "unlearn.json", "outputs.npz", "metrics.json", "mia.npz", "cost.json"} <= {
+        p.name for p in run_dir.iterdir()}
 
 
 def test_second_run_is_a_noop(tiny_run):
@@ -76,7 +82,7 @@ def test_changing_one_method_reruns_only_that_method(tiny_run):
     cfg["methods"] = {"finetune": {"method": "finetune", "lr": 0.03, "epochs": 5}}
     proc = run_snakemake(work, cfg, [TARGET], "-n")
     counts = _job_counts(proc.stdout)
-    assert counts == {"unlearn": 1, "predict": 1, "evaluate": 1, "report_study": 1}, proc.stdout[-3000:]
+    assert counts == {"unlearn": 1, "predict": 1, "evaluate": 1, "run_cost": 1, "report_study": 1}, proc.stdout[-3000:]
     assert "finetune" in proc.stdout and "gradient_ascent/model" not in proc.stdout
 
 

@@ -1,22 +1,25 @@
-# Config validation, artefact paths and target lists shared by all rule files.
+# Shared by every rules file: config validation, path templates, and the input functions that map a
+# run (dataset, model, training, seed, scenario, method instance) to the files it needs.
+# Building the DAG reads method declarations (access, artefacts, supported scenarios) without
+# importing torch.
 
 import os
-import sys
+import re
+from functools import lru_cache
 
 from snakemake.exceptions import WorkflowError
 from snakemake.utils import validate
 
-WORKFLOW_DIR = os.path.join(workflow.basedir, "workflow")
-# Rule scripts import the library from the checkout (no install needed inside conda/cluster jobs).
-os.environ["PYTHONPATH"] = WORKFLOW_DIR + os.pathsep + os.environ.get("PYTHONPATH", "")
-sys.path.insert(0, WORKFLOW_DIR)
-
-from unlearnbench.config import check_config, format_validation_error, setup_label, study_runs
+from unlearnbench.config import (check_config, coerce_numbers, config_hash, figure_runs, format_validation_error,
+                                 study_runs, study_setups)
 from unlearnbench.errors import UserError
 from unlearnbench.methods import create_method
+from unlearnbench.report.figures import figure_reads
 
+_SCHEMA = os.path.join(workflow.basedir, "workflow", "schemas", "config.schema.yaml")
 try:
-    validate(config, schema=os.path.join(WORKFLOW_DIR, "schemas", "config.schema.yaml"))
+    coerce_numbers(config, _SCHEMA)  # "1e-3" and --config strings become numbers where a number is expected
+    validate(config, schema=_SCHEMA)
     check_config(config)
 except WorkflowError as e:
     raise SystemExit(format_validation_error(e))
@@ -24,8 +27,13 @@ except UserError as e:
     raise SystemExit(f"config error: {e}")
 
 R = "results"
-MODEL_DIR = os.path.join(R, "models/{dataset}/{model}/{training}/s{seed}")
-RUN_DIR = os.path.join(R, "runs/{dataset}/{model}/{training}/s{seed}/{scenario}/{method}")
+DATA_DIR = os.path.join(R, "data", "{dataset}")
+MODEL_DIR = os.path.join(R, "models", "{dataset}", "{model}", "{training}", "s{seed}")
+ART_DIR = os.path.join(R, "artefacts", "{dataset}", "{model}", "{training}", "s{seed}")
+RUN_DIR = os.path.join(R, "runs", "{dataset}", "{model}", "{training}", "s{seed}", "{scenario}", "{method}")
+RUN_KEYS = ("dataset", "model", "training", "seed", "scenario", "method")
+ENV = os.path.join(workflow.basedir, "envs", "unlearnbench.yaml")  # one conda env for every rule
+
 
 wildcard_constraints:
     dataset=r"[A-Za-z0-9][\w.-]*",
@@ -34,82 +42,166 @@ wildcard_constraints:
     scenario=r"[A-Za-z0-9][\w.-]*",
     method=r"[A-Za-z0-9][\w.-]*",
     seed=r"\d+",
-    study=r"[A-Za-z0-9][\w.-]*",
+    study="|".join(re.escape(s) for s in config["studies"]) or "(?!)",  # studies and figures share results/figures/
+    figure="|".join(re.escape(f) for f in config.get("figures", {})) or "(?!)",
+    paper="|".join(re.escape(p) for p in config.get("papers", {})) or "(?!)",
+    view=r"[\w.-]+",
+    key=r"[0-9a-f]{10}",
+    replica=r"(-r[1-9]\d*)?",
+
 
 DEVICE = config["device"]
 THREADS = config["threads"]
 GPU = 1 if DEVICE == "cuda" else 0
 
 
-def method_kind(name):
-    return create_method(config["methods"][name]).kind
+@lru_cache(maxsize=None)
+def method_of(name):
+    """The method object of a config instance (one per instance name, cached)."""
+    return create_method(config["methods"][name])
 
 
-def method_registered_name(name):
-    return config["methods"][name]["method"]
+def run_path(pattern, w, **over):
+    """`pattern` filled with a run's wildcards (`w`: wildcards or a dict), overridden by `over`."""
+    return expand(pattern, **{**dict(w), **over})[0]
+
+
+def scenario_classes(scenario):
+    """The forget classes of a class scenario (per-class artefacts are made for each)."""
+    sc = config["scenarios"][scenario]
+    if sc["type"] != "class":
+        raise WorkflowError(f"scenario {scenario!r} is not a class scenario; per-class artefacts need one")
+    return sorted(set(sc["classes"]))
+
+
+def retrain_ckpt(w, replica=0):
+    return run_path(os.path.join(MODEL_DIR, ("retrain" + (f"-r{replica}" if replica else "")) + "_{scenario}.safetensors"), w)
 
 
 def checkpoint_of(w):
     """The checkpoint evaluated for a run: reference rows map to the trained models."""
-    name = method_registered_name(w.method)
-    if name == "original":
-        return expand(os.path.join(MODEL_DIR, "original.safetensors"), **w)[0]
-    if name == "retrain":
-        return expand(os.path.join(MODEL_DIR, "retrain_{scenario}.safetensors"), **w)[0]
-    return expand(os.path.join(RUN_DIR, "model.safetensors"), **w)[0]
-
-
-def time_info_of(w):
-    """The JSON holding the run's wall time: unlearning time, retrain's training time, none for original."""
-    name = method_registered_name(w.method)
-    if name == "original":
-        return []
-    if name == "retrain":
-        return expand(os.path.join(MODEL_DIR, "retrain_{scenario}.json"), **w)
-    return expand(os.path.join(RUN_DIR, "unlearn.json"), **w)
+    m = method_of(w["method"])
+    if m.name == "original":
+        return run_path(os.path.join(MODEL_DIR, "original.safetensors"), w)
+    if m.name == "retrain":
+        return retrain_ckpt(w, m.hp["replica"])
+    return run_path(os.path.join(RUN_DIR, "model.safetensors"), w)
 
 
 def retrain_method(w):
-    """The retrain instance of the study that includes this run (the first declared)."""
-    return next(m for m, spec in config["methods"].items() if spec["method"] == "retrain")
+    """The instance whose outputs a run is compared with: a replica-0 retrain. Every replica-0
+    retrain instance denotes the same checkpoint (retrain has no other hyperparameter), so any of
+    them gives the same numbers; `retrain` is taken when defined, else the first such instance."""
+    names = [n for n, spec in config["methods"].items() if spec["method"] == "retrain" and not spec.get("replica")]
+    return "retrain" if "retrain" in names else names[0]
 
 
-# Artefacts made by their own rules and consumed by methods that declare them in `needs`.
-# Each entry maps an artefact kind to a function (wildcards, method spec) -> path.
+# ----------------------------------------------------------------------------- data access views
+def method_views(w):
+    """{view_<role>: file} of the data sets the run's method declares (rule data_view makes them)."""
+    views = method_of(w["method"]).access().views(int(w["seed"]))
+    return {f"view_{role}": run_path(os.path.join(DATA_DIR, "access", "{scenario}", f"{view}.npz"), w)
+            for role, view in views.items()}
+
+
+# ----------------------------------------------------------------------------- artefacts
+# ARTEFACTS[kind](w, method) -> the file (or list of files) a method of that kind reads; each rule
+# file under rules/artefacts/ registers its kind. An artefact's path holds artefact_key(): the hash
+# of the settings the method declares for it, so other hyperparameters never trigger a remake.
 ARTEFACTS = {}
 
 
+def artefact_key(method, kind):
+    return config_hash(method.artefact_settings(kind))[:10]
+
+
+@lru_cache(maxsize=None)
+def artefact_settings(kind):
+    """{key: settings} of artefact `kind` over every method instance of the config."""
+    out = {}
+    for name in config["methods"]:
+        m = method_of(name)
+        if kind in m.needs():
+            out[artefact_key(m, kind)] = m.artefact_settings(kind)
+    return out
+
+
+def settings_of(kind):
+    return lambda w: artefact_settings(kind)[w["key"]]
+
+
 def method_artefacts(w):
-    spec = config["methods"][w.method]
-    return {f"artefact_{kind}": ARTEFACTS[kind](w, spec) for kind in create_method(spec).needs}
+    m = method_of(w["method"])
+    unknown = [k for k in m.needs() if k not in ARTEFACTS]
+    if unknown:
+        raise WorkflowError(f"method {m.name!r} needs artefact {unknown[0]!r}, which no rule file registers")
+    return {f"artefact_{kind}": ARTEFACTS[kind](w, m) for kind in m.needs()}
 
 
-# Extra per-run metric files a study can ask for with `extras: [name]` (e.g. relearn time).
-# Each maps a name to a path pattern with RUN_DIR's wildcards; the file holds {"metrics": {...}}.
+def timing_files(paths):
+    """The timing sidecars (`<stem>.time.json`) of artefact or model files."""
+    paths = [paths] if isinstance(paths, str) else list(paths)
+    return [os.path.splitext(p)[0] + ".time.json" for p in paths]
+
+
+def artefact_times(w):
+    """Timing sidecars of everything a run's method consumed besides the original model."""
+    m = method_of(w["method"])
+    if m.kind == "reference":
+        return []
+    return [t for paths in method_artefacts(w).values() for t in timing_files(paths)]
+
+
+def unlearn_time(w):
+    """The timing sidecar of the run's own step: unlearning, or retrain's training (none for original)."""
+    m = method_of(w["method"])
+    if m.name == "original":
+        return []
+    return timing_files(checkpoint_of(w))
+
+
+# ----------------------------------------------------------------------------- per-run metric files
+# RUN_EXTRAS[name] = path pattern (RUN_DIR wildcards) of an extra per-run metric file a study asks
+# for with `extras: [name]`; the file holds {"metrics": {...}}.
 RUN_EXTRAS = {}
 
 
 def run_files(study, run):
-    """Metric files of one run: metrics.json plus the study's extras."""
     extras = config["studies"][study].get("extras", [])
-    unknown = [e for e in extras if e not in RUN_EXTRAS]
-    if unknown:
-        raise WorkflowError(f"studies.{study}.extras: unknown extra {unknown[0]!r}; known: {sorted(RUN_EXTRAS)}")
-    return [expand(p, **run)[0] for p in [os.path.join(RUN_DIR, "metrics.json")] + [RUN_EXTRAS[e] for e in extras]]
-
-
-def study_metric_files(study):
-    return [f for r in study_runs(config, study) for f in run_files(study, r)]
+    return [run_path(p, run) for p in [os.path.join(RUN_DIR, "metrics.json")] + [RUN_EXTRAS[e] for e in extras]]
 
 
 def study_run_records(study):
     recs = []
     for r in study_runs(config, study):
-        spec = config["methods"][r["method"]]
-        recs.append({**r, "setup": setup_label(r), "method_name": spec["method"],
-                     "access": create_method(spec).access().label, "files": run_files(study, r)})
+        m = method_of(r["method"])
+        recs.append({**r, "method_name": m.name, "replica": m.hp.get("replica", 0), "access": m.access().label,
+                     "files": run_files(study, r),
+                     "cost": run_path(os.path.join(RUN_DIR, "cost.json"), r)})
     return recs
 
 
+# ----------------------------------------------------------------------------- figures
+def _figure_file(read, run):
+    if read == "checkpoint":
+        return checkpoint_of(run)
+    if read in ("data", "split", "request"):
+        name = {"data": "data.npz", "split": "split.json", "request": os.path.join("forget", "{scenario}.json")}[read]
+        return run_path(os.path.join(DATA_DIR, name), run)
+    return run_path(os.path.join(RUN_DIR, {"metrics": "metrics.json", "outputs": "outputs.npz"}[read]), run)
+
+
+@lru_cache(maxsize=None)
+def figure_inputs(name):
+    """{"runs": [run + {"files": {read: path}}], "tables": [csv], "files": every path} of a figure."""
+    spec = config["figures"][name]
+    reads = figure_reads(spec["kind"])
+    runs = [] if "table" in reads else [{**r, "files": {read: _figure_file(read, r) for read in reads}}
+                                        for r in figure_runs(config, name)]
+    tables = [os.path.join(R, "tables", f"{s}{ext}") for s in spec.get("studies", []) for ext in (".csv", ".cost.csv")] \
+        if "table" in reads else []
+    return {"runs": runs, "tables": tables, "files": sorted({f for r in runs for f in r["files"].values()} | set(tables))}
+
+
 def all_study_targets():
-    return expand(os.path.join(R, "tables/{study}.csv"), study=list(config["studies"]))
+    return expand(os.path.join(R, "tables", "{study}.csv"), study=list(config["studies"]))

@@ -1,21 +1,17 @@
-# Stage 1: datasets, splits and forget requests.
+# Stage 1: datasets, splits, forget requests, and the data views a method may read.
 
 
 rule prepare_dataset:
     output:
-        data=os.path.join(R, "data/{dataset}/data.npz"),
+        data=os.path.join(DATA_DIR, "data.npz"),
     params:
         spec=lambda w: config["datasets"][w.dataset],
         data_root=config["data_root"],
         allow_download=config["allow_download"],
     log:
-        os.path.join(R, "logs/prepare_dataset/{dataset}.log"),
-    threads: 1
-    resources:
-        mem_mb=4000,
-        runtime=30,
+        os.path.join(R, "logs", "prepare_dataset", "{dataset}.log"),
     conda:
-        "../../envs/unlearnbench.yaml"
+        ENV
     script:
         "../scripts/prepare_dataset.py"
 
@@ -24,17 +20,13 @@ rule make_split:
     input:
         data=rules.prepare_dataset.output.data,
     output:
-        split=os.path.join(R, "data/{dataset}/split.json"),
+        split=os.path.join(DATA_DIR, "split.json"),
     params:
         spec=lambda w: config["datasets"][w.dataset],
     log:
-        os.path.join(R, "logs/make_split/{dataset}.log"),
-    threads: 1
-    resources:
-        mem_mb=2000,
-        runtime=10,
+        os.path.join(R, "logs", "make_split", "{dataset}.log"),
     conda:
-        "../../envs/unlearnbench.yaml"
+        ENV
     script:
         "../scripts/make_split.py"
 
@@ -44,16 +36,30 @@ rule make_forget_request:
         data=rules.prepare_dataset.output.data,
         split=rules.make_split.output.split,
     output:
-        request=os.path.join(R, "data/{dataset}/forget/{scenario}.json"),
+        request=os.path.join(DATA_DIR, "forget", "{scenario}.json"),
+        card=os.path.join(DATA_DIR, "forget", "{scenario}.card.json"),
     params:
         scenario=lambda w: config["scenarios"][w.scenario],
     log:
-        os.path.join(R, "logs/make_forget_request/{dataset}/{scenario}.log"),
-    threads: 1
-    resources:
-        mem_mb=2000,
-        runtime=10,
+        os.path.join(R, "logs", "make_forget_request", "{dataset}", "{scenario}.log"),
     conda:
-        "../../envs/unlearnbench.yaml"
+        ENV
     script:
         "../scripts/make_forget_request.py"
+
+
+rule data_view:
+    # One set a method may read (forget, retain, val or a seeded retain subset) as its own file:
+    # the unlearn job receives only the views its method declares, never the archive or the request.
+    input:
+        data=rules.prepare_dataset.output.data,
+        split=rules.make_split.output.split,
+        request=rules.make_forget_request.output.request,
+    output:
+        view=os.path.join(DATA_DIR, "access", "{scenario}", "{view}.npz"),
+    log:
+        os.path.join(R, "logs", "data_view", "{dataset}", "{scenario}", "{view}.log"),
+    conda:
+        ENV
+    script:
+        "../scripts/data_view.py"

@@ -1,29 +1,30 @@
-# Stage 3: unlearning. One job per (dataset, model, training, seed, scenario, method instance).
-# Only the method's own block of config.yaml is a param, so changing it reruns only its jobs.
+# Stage 3: unlearning, one job per (dataset, model, training, seed, scenario, method instance).
+# Inputs are exactly what the method declares: the original model, the request card (type and
+# classes, no indices), its data views and its artefacts. Only the method's own config block is a
+# param, so changing it reruns only its jobs.
 
 
 rule unlearn:
     input:
+        unpack(method_views),
         unpack(method_artefacts),
-        data=rules.prepare_dataset.output.data,
-        split=rules.make_split.output.split,
-        request=rules.make_forget_request.output.request,
         original=rules.train_original.output.ckpt,
+        card=rules.make_forget_request.output.card,
     output:
         ckpt=os.path.join(RUN_DIR, "model.safetensors"),
         info=os.path.join(RUN_DIR, "unlearn.json"),
+        time=os.path.join(RUN_DIR, "model.time.json"),
     params:
         method=lambda w: config["methods"][w.method],
+        protected=[R, config["data_root"]],
         device=DEVICE,
         threads=THREADS,
     log:
-        os.path.join(R, "logs/unlearn/{dataset}/{model}/{training}/s{seed}/{scenario}/{method}.log"),
+        os.path.join(R, "logs", "unlearn", "{dataset}", "{model}", "{training}", "s{seed}", "{scenario}", "{method}.log"),
     threads: THREADS
     resources:
-        mem_mb=8000,
-        runtime=120,
         gpu=GPU,
     conda:
-        "../../envs/unlearnbench.yaml"
+        ENV
     script:
         "../scripts/unlearn.py"

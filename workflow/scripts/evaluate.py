@@ -4,10 +4,11 @@ from unlearnbench.pipeline import run_evaluate
 
 
 def main(s):
-    time = list(s.input.get("time", []))  # empty for the original model
-    run_evaluate(s.input.outputs, s.input.retrain_outputs, s.input.data, s.input.split, s.input.request,
-                 s.input.ckpt, s.input.original, s.input.retrain, time[0] if time else None, int(s.wildcards.seed),
-                 s.output.metrics, s.output.mia)
+    info = list(s.input.info)  # empty for reference rows
+    run_evaluate(outputs=s.input.outputs, retrain_outputs=s.input.retrain_outputs, data=s.input.data,
+                 split=s.input.split, request=s.input.request, ckpt=s.input.ckpt, original=s.input.original,
+                 retrain=s.input.retrain, unlearn_info=info[0] if info else None, access=s.params.access,
+                 seed=int(s.wildcards.seed), out_metrics=s.output.metrics, out_mia=s.output.mia)
 
 
 script_main(main, snakemake)  # noqa: F821

@@ -1,5 +1,11 @@
-"""Rule make_forget_request: forget/retain indices for one scenario."""
+"""Rule make_forget_request: forget/retain indices and the request card of one scenario."""
 from unlearnbench.cli import script_main
 from unlearnbench.pipeline import run_make_forget_request
 
-script_main(lambda s: run_make_forget_request(s.input.data, s.input.split, s.params.scenario, s.output.request), snakemake)  # noqa: F821
+
+def main(s):
+    run_make_forget_request(data=s.input.data, split=s.input.split, scenario=s.params.scenario,
+                            out_request=s.output.request, out_card=s.output.card)
+
+
+script_main(main, snakemake)  # noqa: F821

@@ -2,4 +2,9 @@
 from unlearnbench.cli import script_main
 from unlearnbench.pipeline import run_make_split
 
-script_main(lambda s: run_make_split(s.input.data, s.params.spec, s.output.split), snakemake)  # noqa: F821
+
+def main(s):
+    run_make_split(data=s.input.data, spec=s.params.spec, out_split=s.output.split)
+
+
+script_main(main, snakemake)  # noqa: F821

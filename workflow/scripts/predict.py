@@ -2,4 +2,10 @@
 from unlearnbench.cli import script_main
 from unlearnbench.pipeline import run_predict
 
-script_main(lambda s: run_predict(s.input.ckpt, s.input.data, s.params.device, s.params.threads, s.output.outputs), snakemake)  # noqa: F821
+
+def main(s):
+    run_predict(ckpt=s.input.ckpt, data=s.input.data, device=s.params.device, threads=s.params.threads,
+                out_outputs=s.output.outputs)
+
+
+script_main(main, snakemake)  # noqa: F821

@@ -2,4 +2,10 @@
 from unlearnbench.cli import script_main
 from unlearnbench.pipeline import run_prepare_dataset
 
-script_main(lambda s: run_prepare_dataset(s.params.spec, s.params.data_root, s.params.allow_download, s.output.data), snakemake)  # noqa: F821
+
+def main(s):
+    run_prepare_dataset(spec=s.params.spec, data_root=s.params.data_root, allow_download=s.params.allow_download,
+                        out_data=s.output.data)
+
+
+script_main(main, snakemake)  # noqa: F821

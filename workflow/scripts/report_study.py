@@ -1,6 +1,12 @@
-"""Rule report_study: one study's tidy CSV, Markdown and LaTeX tables and gap figure."""
+"""Rule report_study: one study's tidy CSV, cost CSV, Markdown and LaTeX tables and gap figure."""
 from unlearnbench.cli import script_main
-from unlearnbench.report import write_study_report
+from unlearnbench.report.study import write_study_report
 
-script_main(lambda s: write_study_report(s.params.study_name, s.params.study, s.params.runs, s.params.datasets,
-                                         s.output), snakemake)  # noqa: F821
+
+def main(s):
+    write_study_report(name=s.params.name, study=s.params.study, runs=s.params.runs, datasets=s.params.datasets,
+                       out_csv=s.output.csv, out_cost=s.output.cost, out_md=s.output.md, out_tex=s.output.tex,
+                       out_png=s.output.png)
+
+
+script_main(main, snakemake)  # noqa: F821

@@ -1,13 +1,16 @@
-"""Rule unlearn: apply one method instance to the original model, recording time and memory."""
+"""Rule unlearn: apply one method instance to the original model, given only its declared inputs."""
 from unlearnbench.cli import script_main
 from unlearnbench.pipeline import run_unlearn
 
 
 def main(s):
-    artefacts = {k: str(v) for k, v in s.input.items() if k.startswith("artefact_")}
-    run_unlearn(s.input.data, s.input.split, s.input.request, s.input.original, s.params.method,
-                int(s.wildcards.seed), s.params.device, s.params.threads,
-                {k.removeprefix("artefact_"): v for k, v in artefacts.items()}, s.output.ckpt, s.output.info)
+    views = {k.removeprefix("view_"): str(v) for k, v in s.input.items() if k.startswith("view_")}
+    artefacts = {k.removeprefix("artefact_"): (str(v) if isinstance(v, str) else [str(p) for p in v])
+                 for k, v in s.input.items() if k.startswith("artefact_")}
+    run_unlearn(original=s.input.original, card=s.input.card, views=views, artefacts=artefacts,
+                method_spec=s.params.method, seed=int(s.wildcards.seed), device=s.params.device,
+                threads=s.params.threads, out_ckpt=s.output.ckpt, out_info=s.output.info, out_time=s.output.time,
+                protected=list(s.params.protected))
 
 
 script_main(main, snakemake)  # noqa: F821

@@ -1,15 +1,19 @@
-"""Config checks beyond the JSON schema, one-line error formatting, and study expansion.
+"""Config checks beyond the JSON schema, one-line error formatting, and study / figure expansion.
 
-The schema (workflow/schemas/config.schema.yaml, applied with snakemake.utils.validate) checks
-shapes and types; `check_config` checks cross-references: every study names existing groups, every
-method instance a registered method with valid hyperparameters, every model a registered
-architecture, and every forget class exists in its dataset.
+Torch-free (Snakemake runs it while building the DAG). The schema
+(workflow/schemas/config.schema.yaml, applied with snakemake.utils.validate) checks shapes and
+types; `coerce_numbers` first turns numbers written as strings ("1e-3", --config overrides) into
+numbers where the schema expects one; `check_config` checks cross-references and values: every
+study names existing groups, every method instance a registered method with valid
+hyperparameters, every model a registered architecture with known arguments, every forget class
+exists in its dataset, every figure and paper entry points at what exists.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import re
 from typing import Any, Iterator
 
 from .data import NUM_CLASSES
@@ -31,6 +35,40 @@ def config_hash(*blocks: Any) -> str:
     return hashlib.sha256(json.dumps(blocks, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
+_NUMBER = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?")
+
+
+def _types(schema: dict) -> set[str]:
+    t = schema.get("type", [])
+    return {t} if isinstance(t, str) else set(t)
+
+
+def _coerce(value: Any, schema: dict) -> Any:
+    if isinstance(value, str) and _types(schema) & {"number", "integer"} and _NUMBER.fullmatch(value.strip()):
+        number = float(value)
+        return int(number) if "integer" in _types(schema) and number.is_integer() else number
+    if isinstance(value, str) and "boolean" in _types(schema) and value.lower() in ("true", "false"):
+        return value.lower() == "true"
+    if isinstance(value, dict):
+        props, extra = schema.get("properties", {}), schema.get("additionalProperties")
+        for k in value:
+            sub = props.get(k, extra if isinstance(extra, dict) else None)
+            if sub is not None:
+                value[k] = _coerce(value[k], sub)
+    elif isinstance(value, list) and isinstance(schema.get("items"), dict):
+        value[:] = [_coerce(v, schema["items"]) for v in value]
+    return value
+
+
+def coerce_numbers(config: dict[str, Any], schema_path: str) -> None:
+    """In place: numbers written as strings become numbers wherever the schema expects a number
+    (PyYAML reads `1e-3` as a string; --config overrides arrive as strings)."""
+    import yaml
+
+    with open(schema_path) as fh:
+        _coerce(config, yaml.safe_load(fh))
+
+
 def _need(group: dict, name: str, what: str, where: str) -> dict:
     if name not in group:
         raise UserError(f"{where} names unknown {what} {name!r}; defined: {', '.join(sorted(group)) or '(none)'}")
@@ -40,11 +78,15 @@ def _need(group: dict, name: str, what: str, where: str) -> dict:
 def check_config(config: dict[str, Any]) -> None:
     """Raise UserError (one line) on the first inconsistency."""
     from .methods import create_method
-    from .models import list_models
+    from .models import list_models, model_arguments
 
     for name, m in config["models"].items():
         if m["arch"] not in list_models():
             raise UserError(f"models.{name}: unknown arch {m['arch']!r}; available: {', '.join(list_models())}")
+        bad = sorted(set(m) - {"arch"} - set(model_arguments(m["arch"])))
+        if bad:
+            raise UserError(f"models.{name}: arch {m['arch']!r} has no argument {bad[0]!r}; "
+                            f"known: {', '.join(model_arguments(m['arch'])) or '(none)'}")
     for name, spec in config["methods"].items():
         if name.startswith("_"):
             raise UserError(f"methods.{name}: instance names may not start with '_'")
@@ -66,7 +108,8 @@ def check_config(config: dict[str, Any]) -> None:
             _need(config["training"], st["training"], "training recipe", where)
         for m in s["methods"]:
             _need(config["methods"], m, "method instance", where)
-        if "retrain" not in [config["methods"][m]["method"] for m in s["methods"]]:
+        if not any(config["methods"][m]["method"] == "retrain" and not config["methods"][m].get("replica")
+                   for m in s["methods"]):
             raise UserError(f"{where}: methods must include a 'retrain' instance (gaps are measured against it)")
         for sc in s["scenarios"]:
             scen = _need(config["scenarios"], sc, "scenario", where)
@@ -82,6 +125,41 @@ def check_config(config: dict[str, Any]) -> None:
                 cls = create_method(spec)
                 if cls.kind != "reference" and scen["type"] not in cls.supports:
                     raise UserError(f"{where}: method {m} does not support {scen['type']} forgetting (scenario {sc})")
+        if s.get("noise_floor", True):
+            noise_floor_method(config, study)
+    check_figures(config)
+    for paper, p in config.get("papers", {}).items():
+        for st in p["studies"]:
+            _need(config["studies"], st, "study", f"papers.{paper}")
+        for fig in p.get("figures", []):
+            _need(config.get("figures", {}), fig, "figure", f"papers.{paper}")
+
+
+def check_figures(config: dict[str, Any]) -> None:
+    from .report.figures import figure_reads, list_kinds
+
+    for name, f in config.get("figures", {}).items():
+        where = f"figures.{name}"
+        if f["kind"] not in list_kinds():
+            raise UserError(f"{where}: unknown figure kind {f['kind']!r}; available: {', '.join(list_kinds())}")
+        if "table" in figure_reads(f["kind"]):
+            if not f.get("studies"):
+                raise UserError(f"{where}: figure kind {f['kind']} draws tables; list them under 'studies'")
+            for st in f["studies"]:
+                _need(config["studies"], st, "study", where)
+        else:
+            _need(config["studies"], f.get("study", ""), "study", where)
+            if not list(figure_runs(config, name)):
+                raise UserError(f"{where}: its selection matches no run of study {f['study']!r}")
+
+
+def noise_floor_method(config: dict[str, Any], study: str) -> str:
+    """The independent-retrain instance added to a study (retrain vs retrain: the gold standard's noise)."""
+    for name, spec in config["methods"].items():
+        if spec["method"] == "retrain" and spec.get("replica", 0):
+            return name
+    raise UserError(f"studies.{study}: the noise-floor row needs a second retrain instance, e.g. "
+                    "methods.retrain_indep: {method: retrain, replica: 1}; or set noise_floor: false")
 
 
 def study_setups(study: dict[str, Any]) -> list[dict[str, str]]:
@@ -97,11 +175,38 @@ def setup_label(run: dict[str, Any]) -> str:
     return f"{run['dataset']}/{run['model']}"
 
 
+def study_methods(config: dict[str, Any], study: str) -> list[str]:
+    """The study's method instances, plus the independent retrain (noise floor) unless switched off."""
+    s = config["studies"][study]
+    methods = list(s["methods"])
+    if s.get("noise_floor", True):
+        floor = noise_floor_method(config, study)
+        if floor not in methods:
+            at = next((i + 1 for i, m in enumerate(methods) if config["methods"][m]["method"] == "retrain"), len(methods))
+            methods.insert(at, floor)
+    return methods
+
+
 def study_runs(config: dict[str, Any], study: str) -> Iterator[dict[str, Any]]:
     """Every (setup, scenario, method, seed) cell of a study."""
     s = config["studies"][study]
     for st in study_setups(s):
         for scenario in s["scenarios"]:
-            for method in s["methods"]:
+            for method in study_methods(config, study):
                 for seed in s["seeds"]:
                     yield {**st, "scenario": scenario, "method": method, "seed": seed}
+
+
+def figure_runs(config: dict[str, Any], figure: str) -> Iterator[dict[str, Any]]:
+    """The runs a figure draws: its study's runs filtered by `select` (setups as indices into the
+    study's setups, scenarios, methods, seeds), in the study's order."""
+    f = config["figures"][figure]
+    sel = f.get("select", {})
+    setups = study_setups(config["studies"][f["study"]])
+    keep_setups = [setups[i] for i in sel["setups"]] if "setups" in sel else setups
+    for r in study_runs(config, f["study"]):
+        if {k: r[k] for k in ("dataset", "model", "training")} not in keep_setups:
+            continue
+        if all(r[key] in sel[name] for key, name in (("scenario", "scenarios"), ("method", "methods"), ("seed", "seeds"))
+               if name in sel):
+            yield r

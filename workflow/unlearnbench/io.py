@@ -26,10 +26,17 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     tmp = Path(tmp)
     try:
         yield tmp
+        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600 files; outputs get the usual permissions
         os.replace(tmp, path)
     finally:
         if tmp.exists():
             tmp.unlink()
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
 
 
 def _json_default(obj: Any) -> Any:
@@ -57,9 +64,57 @@ def read_json(path: str | os.PathLike) -> Any:
 
 
 def write_npz(path: str | os.PathLike, **arrays: np.ndarray) -> None:
+    """A compressed .npz whose bytes depend only on the arrays (fixed member timestamps and order)."""
+    import zipfile
+
     with atomic_path(path) as tmp:
-        with open(tmp, "wb") as fh:
-            np.savez_compressed(fh, **arrays)
+        with zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_DEFLATED) as zf:
+            for name in arrays:
+                info = zipfile.ZipInfo(f"{name}.npy", date_time=(1980, 1, 1, 0, 0, 0))
+                info.compress_type = zipfile.ZIP_DEFLATED
+                info.external_attr = 0o644 << 16
+                with zf.open(info, "w", force_zip64=True) as fh:
+                    np.lib.format.write_array(fh, np.asanyarray(arrays[name]), allow_pickle=False)
+
+
+def write_text(path: str | os.PathLike, text: str) -> None:
+    with atomic_path(path) as tmp:
+        tmp.write_text(text)
+
+
+def write_csv(path: str | os.PathLike, frame: Any) -> None:
+    """A pandas DataFrame as CSV (6 significant digits)."""
+    with atomic_path(path) as tmp:
+        frame.to_csv(tmp, index=False, float_format="%.6g")
+
+
+def write_csv_rows(path: str | os.PathLike, rows: list[dict]) -> None:
+    """A list of dicts as CSV, columns in first-seen order."""
+    import csv
+
+    with atomic_path(path) as tmp:
+        with open(tmp, "w", newline="") as fh:
+            keys = list(dict.fromkeys(k for r in rows for k in r))
+            w = csv.DictWriter(fh, fieldnames=keys)
+            w.writeheader()
+            w.writerows(rows)
+
+
+def write_figure(path: str | os.PathLike, fig: Any, dpi: int = 120) -> None:
+    """Save a matplotlib figure as PNG (no timestamp in the file) and close it."""
+    import matplotlib.pyplot as plt
+
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=dpi, format="png", metadata={"Software": None})
+    plt.close(fig)
+
+
+def is_timing_file(path: str | os.PathLike) -> bool:
+    """Files that hold wall times or memory (or views rendered from them): the only outputs that
+    differ between two CPU runs of the same config and seed."""
+    name = Path(path).name
+    return (name.endswith((".time.json", ".cost.csv", ".md", ".tex", ".html")) or name == "cost.json"
+            or Path(path).parent.name in ("logs", "benchmarks"))
 
 
 def read_npz(path: str | os.PathLike) -> dict[str, np.ndarray]:
@@ -80,11 +135,10 @@ def save_checkpoint(path: str | os.PathLike, state_dict: dict, meta: dict[str, A
     from . import __version__
 
     tensors = {k: v.detach().to("cpu").contiguous().clone() for k, v in state_dict.items()}
-    header = {
-        "format": CKPT_FORMAT,
-        "meta": json.dumps(meta, sort_keys=True, default=_json_default),
-        "versions": json.dumps({"unlearnbench": __version__, "torch": torch.__version__}),
-    }
+    # One metadata entry: safetensors writes several in hash-map order, which changes between runs.
+    header = {"unlearnbench": json.dumps({"format": CKPT_FORMAT, "meta": meta,
+                                          "versions": {"unlearnbench": __version__, "torch": torch.__version__}},
+                                         sort_keys=True, default=_json_default)}
     with atomic_path(path) as tmp:
         save_file(tensors, str(tmp), metadata=header)
 
@@ -105,9 +159,11 @@ def load_checkpoint(path: str | os.PathLike) -> tuple[dict, dict[str, Any]]:
         raise UserError(
             f"checkpoint {path} is corrupt or not a safetensors file ({type(e).__name__}); delete it and rerun"
         ) from None
-    if header.get("format") != CKPT_FORMAT:
-        raise UserError(
-            f"checkpoint {path} was not written by unlearnbench (format {header.get('format')!r}); "
-            "point the config at an unlearnbench checkpoint"
-        )
-    return tensors, json.loads(header["meta"])
+    try:
+        record = json.loads(header["unlearnbench"])
+    except (KeyError, json.JSONDecodeError):
+        record = {}
+    if record.get("format") != CKPT_FORMAT:
+        raise UserError(f"checkpoint {path} was not written by unlearnbench (no {CKPT_FORMAT} header); "
+                        "delete it and rerun, or point the config at an unlearnbench checkpoint")
+    return tensors, record["meta"]

@@ -1,179 +1,206 @@
-"""The pipeline stages, one function each, called by the thin rule scripts in workflow/scripts/.
+"""The spine's stage functions (data, training, unlearning, prediction, evaluation), one per rule,
+called with keyword arguments by the thin scripts in workflow/scripts/ (named like their rules).
 
-Every stage reads its inputs, computes, and writes its outputs atomically (a failed stage leaves
-no half-written file).
+Every stage writes its outputs atomically (a failed stage leaves no half-written file). Outputs are
+deterministic for a fixed config and seed on the CPU; wall time and memory go to `*.time.json`
+sidecars only.
 """
 
 from __future__ import annotations
 
 import copy
-import csv
-import platform
-from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch
 
-from . import __version__
 from .config import config_hash
-from .data import make_forget_request, make_split, prepare_dataset, to_float
+from .data import RequestData, make_forget_request, make_split, prepare_dataset, to_float, view_indices
 from .errors import UserError
-from .io import atomic_path, load_checkpoint, read_json, read_npz, save_checkpoint, write_json, write_npz
-from .methods import Context, build_unlearn_data, create_method
-from .metrics import compute_metrics, weight_distance
-from .models import build_model
-from .runtime import measure, predict_logits, resolve_device, seed_everything
-from .training import train
+from .io import read_json, read_npz, save_checkpoint, write_csv_rows, write_json, write_npz
+from .lazy import torch
 
 
 # --------------------------------------------------------------------------- data
-def run_prepare_dataset(spec: dict, data_root: str, allow_download: bool, out: str) -> None:
+def run_prepare_dataset(spec: dict, data_root: str, allow_download: bool, out_data: str) -> None:
     arrays = prepare_dataset(spec, data_root, allow_download)
-    write_npz(out, **arrays)
+    write_npz(out_data, **arrays)
     print(f"prepared {spec['source']}: {len(arrays['y'])} images {arrays['x'].shape[1:]}, "
           f"{len(np.unique(arrays['y']))} classes, official test split: {bool(arrays['is_test'].any())}")
 
 
-def run_make_split(data_path: str, spec: dict, out: str) -> None:
-    d = read_npz(data_path)
+def run_make_split(data: str, spec: dict, out_split: str) -> None:
+    d = read_npz(data)
     split = make_split(d["y"], d["is_test"], spec["val_fraction"], spec["test_fraction"], spec["split_seed"])
-    write_json(out, {k: v.tolist() for k, v in split.items()})
+    write_json(out_split, {k: v.tolist() for k, v in split.items()})
     print("split sizes: " + ", ".join(f"{k}={len(v)}" for k, v in split.items()))
 
 
-def run_make_forget_request(data_path: str, split_path: str, scenario: dict, out: str) -> None:
-    d = read_npz(data_path)
-    split = read_json(split_path)
-    req = make_forget_request(d["y"], split, scenario, num_classes=len(d["class_names"]))
-    write_json(out, {**req, "forget": req["forget"].tolist(), "retain": req["retain"].tolist(), "scenario": scenario})
+def run_make_forget_request(data: str, split: str, scenario: dict, out_request: str, out_card: str) -> None:
+    """The forget/retain indices, and the request card: what every method is told (type, classes,
+    sizes), without any index."""
+    d = read_npz(data)
+    num_classes = len(d["class_names"])
+    req = make_forget_request(d["y"], read_json(split), scenario, num_classes=num_classes)
+    write_json(out_request, {**req, "forget": req["forget"].tolist(), "retain": req["retain"].tolist(), "scenario": scenario})
+    write_json(out_card, {"type": req["type"], "forget_classes": req["forget_classes"], "num_classes": num_classes,
+                          "n_forget": len(req["forget"]), "n_retain": len(req["retain"]), "scenario": scenario})
     print(f"forget request {scenario}: forget={len(req['forget'])} retain={len(req['retain'])}")
 
 
-# --------------------------------------------------------------------------- models
-def new_model(data: dict[str, np.ndarray], model_spec: dict) -> torch.nn.Module:
-    spec = dict(model_spec)
-    arch = spec.pop("arch")
-    return build_model(arch, in_channels=data["x"].shape[1], num_classes=len(data["class_names"]),
-                       image_size=data["x"].shape[-1], mean=data["mean"].tolist(), std=data["std"].tolist(), **spec)
+def run_data_view(data: str, split: str, request: str, view: str, out_view: str) -> None:
+    """One data set a method may read, as its own file: uint8 images, labels, pooled indices, and
+    whether a retain subset in fact covers the whole retain set."""
+    rd = RequestData.load(data, split, request)
+    idx = view_indices(view, rd)
+    covers_all = view.startswith("retain") and len(idx) == len(rd.retain)
+    write_npz(out_view, x=rd.data["x"][idx], y=rd.y[idx], index=idx, covers_all=np.asarray(covers_all))
+    print(f"data view {view}: {len(idx)} samples" + (" (the whole retain set)" if covers_all and view != "retain" else ""))
 
 
-def model_meta(data: dict[str, np.ndarray], model_spec: dict, **extra: Any) -> dict[str, Any]:
-    return {"model_spec": model_spec, "in_channels": int(data["x"].shape[1]),
-            "num_classes": len(data["class_names"]), "image_size": int(data["x"].shape[-1]),
-            "mean": data["mean"].tolist(), "std": data["std"].tolist(),
-            "python": platform.python_version(), "unlearnbench": __version__, **extra}
+def load_view(path: str) -> tuple[Any, Any, bool]:
+    """(x float [0,1], y int64, covers_all) of a data view file."""
+    v = read_npz(path)
+    missing = {"x", "y", "covers_all"} - set(v)
+    if missing:
+        raise UserError(f"{path} is not a data view (missing {sorted(missing)}); delete it and rerun")
+    return to_float(v["x"]), torch.from_numpy(v["y"].astype(np.int64)), bool(v["covers_all"])
 
 
-def load_model(path: str | Path, device: torch.device | str = "cpu") -> tuple[torch.nn.Module, dict]:
-    """Rebuild a model from an unlearnbench checkpoint (architecture and kwargs are in its metadata)."""
-    state, meta = load_checkpoint(path)
-    spec = dict(meta["model_spec"])
-    arch = spec.pop("arch")
-    spec.pop("pretrained_path", None)  # weights come from the checkpoint
-    model = build_model(arch, in_channels=meta["in_channels"], num_classes=meta["num_classes"],
-                        image_size=meta["image_size"], mean=meta["mean"], std=meta["std"], **spec)
-    try:
-        model.load_state_dict(state)
-    except RuntimeError as e:
-        raise UserError(f"checkpoint {path} does not fit model {arch!r}: {str(e).splitlines()[0]}") from None
-    return model.to(device).eval(), meta
+# --------------------------------------------------------------------------- training
+def _train(data: str, split: str, request: str | None, dataset_spec: dict, model_spec: dict, recipe: dict,
+           seed: int, device: str, threads: int, out_ckpt: str, out_log: str, out_info: str, out_time: str,
+           replica: int = 0) -> None:
+    from .models.checkpoint import model_meta, new_model
+    from .runtime import measure, resolve_device, seed_everything
+    from .training import train
 
-
-def _write_log_csv(path: str, rows: list[dict]) -> None:
-    with atomic_path(path) as tmp:
-        with open(tmp, "w", newline="") as fh:
-            keys = list(dict.fromkeys(k for r in rows for k in r))
-            w = csv.DictWriter(fh, fieldnames=keys)
-            w.writeheader()
-            w.writerows(rows)
-
-
-def run_train(data_path: str, split_path: str, request_path: str | None, dataset_spec: dict, model_spec: dict,
-              recipe: dict, seed: int, device: str, threads: int, out_ckpt: str, out_log: str, out_info: str) -> None:
-    """Train the original model (request_path None) or the retrained gold model (retain set only)."""
-    seed_everything(seed, threads)
+    train_seed = seed + 1000 * replica  # an independent retrain: other init and batch order
+    seed_everything(train_seed, threads)
     dev = resolve_device(device)
-    data, split = read_npz(data_path), read_json(split_path)
-    x, y = to_float(data["x"]), torch.from_numpy(data["y"])
-    train_idx = np.asarray(split["train"])
-    kind = "original"
-    val_idx = np.asarray(split["val"])
-    if request_path is not None:
-        req = read_json(request_path)
-        train_idx, kind = np.asarray(req["retain"]), "retrain"
-        val_idx = val_idx[~np.isin(data["y"][val_idx], req["forget_classes"])]
-    model = new_model(data, model_spec)
+    rd_data, split_d = read_npz(data), read_json(split)
+    x, y = to_float(rd_data["x"]), torch.from_numpy(rd_data["y"])
+    train_idx, val_idx, kind, scenario = np.asarray(split_d["train"]), np.asarray(split_d["val"]), "original", None
+    if request is not None:
+        req = read_json(request)
+        train_idx, kind, scenario = np.asarray(req["retain"]), "retrain", req["scenario"]
+        val_idx = val_idx[~np.isin(rd_data["y"][val_idx], req["forget_classes"])]
+    model = new_model(rd_data, model_spec)
     t_idx, v_idx = torch.as_tensor(train_idx), torch.as_tensor(val_idx)
     with measure(dev) as usage:
-        log = train(model, x[t_idx], y[t_idx], recipe, seed, dev, val=(x[v_idx], y[v_idx]), desc=kind)
-    meta = model_meta(data, model_spec, kind=kind, seed=seed, recipe=recipe,
-                      config_hash=config_hash(dataset_spec, model_spec, recipe, seed, request_path and read_json(request_path)["scenario"]))
+        log = train(model, x[t_idx], y[t_idx], recipe, train_seed, dev, val=(x[v_idx], y[v_idx]), desc=kind)
+    meta = model_meta(rd_data, model_spec, kind=kind, seed=seed, replica=replica, recipe=recipe,
+                      config_hash=config_hash(dataset_spec, model_spec, recipe, seed, scenario))
     save_checkpoint(out_ckpt, model.state_dict(), meta)
-    _write_log_csv(out_log, log)
-    write_json(out_info, {"kind": kind, "seconds": usage.seconds, "peak_mem_mb": usage.peak_mem_mb,
-                          "device": str(dev), "final": log[-1], "n_train": int(len(train_idx))})
+    epoch_seconds = [row.pop("seconds") for row in log]
+    write_csv_rows(out_log, log)
+    write_json(out_info, {"kind": kind, "seed": seed, "replica": replica, "final": log[-1], "n_train": int(len(train_idx))})
+    write_json(out_time, usage.record(epoch_seconds=epoch_seconds))
+
+
+def run_train_original(data: str, split: str, dataset_spec: dict, model_spec: dict, recipe: dict, seed: int,
+                       device: str, threads: int, out_ckpt: str, out_log: str, out_info: str, out_time: str) -> None:
+    _train(data, split, None, dataset_spec, model_spec, recipe, seed, device, threads, out_ckpt, out_log, out_info, out_time)
+
+
+def run_train_retrain(data: str, split: str, request: str, dataset_spec: dict, model_spec: dict, recipe: dict,
+                      seed: int, replica: int, device: str, threads: int, out_ckpt: str, out_log: str,
+                      out_info: str, out_time: str) -> None:
+    """The gold model: same recipe, fresh initialisation, retain set only."""
+    _train(data, split, request, dataset_spec, model_spec, recipe, seed, device, threads, out_ckpt, out_log,
+           out_info, out_time, replica=replica)
 
 
 # --------------------------------------------------------------------------- unlearning
-def run_unlearn(data_path: str, split_path: str, request_path: str, original_ckpt: str, method_spec: dict,
-                seed: int, device: str, threads: int, artefacts: dict[str, str], out_ckpt: str, out_info: str) -> None:
+def run_unlearn(original: str, card: str, views: dict[str, str], artefacts: dict[str, Any], method_spec: dict,
+                seed: int, device: str, threads: int, out_ckpt: str, out_info: str, out_time: str,
+                protected: list[str] | None = None) -> None:
+    """Apply one method instance to the original model. The job reads only the files given here:
+    the method's declared data views and artefacts, the original model and the request card."""
+    from .methods import Context, UnlearnData, create_method
+    from .models.checkpoint import load_model
+    from .runtime import measure, resolve_device, seed_everything
+    from .sandbox import restrict_files
+
     seed_everything(seed, threads)
     dev = resolve_device(device)
     method = create_method(method_spec)
-    data, split, req = read_npz(data_path), read_json(split_path), read_json(request_path)
-    if req["type"] not in method.supports:
-        raise UserError(f"method {method.name} does not support {req['type']} forgetting")
+    c = read_json(card)
+    if c["type"] not in method.supports:
+        raise UserError(f"method {method.name} does not support {c['type']} forgetting")
     access = method.access()
-    x, y = to_float(data["x"]), torch.from_numpy(data["y"])
-    udata = build_unlearn_data(access, x, y, req["forget"], req["retain"], split["val"],
-                               num_classes=len(data["class_names"]), forget_classes=req["forget_classes"],
-                               request_type=req["type"], retain_per_class=method.retain_per_class, seed=seed)
-    model, meta = load_model(original_ckpt, dev)
-    original = copy.deepcopy(model).eval()
-    for p in original.parameters():
+    expected = set(access.views(seed))
+    if set(views) != expected:
+        raise UserError(f"unlearn job for {method.name} got data views {sorted(views)}, its access declares {sorted(expected)}")
+    sets, label = {}, access.label
+    for role, path in views.items():
+        x, y, covers_all = load_view(path)
+        sets[role] = (x, y)
+        if role == "retain" and access.retain == "subset" and covers_all:
+            label = _all_retain_label(access)  # the subset asked for more than each class holds
+    udata = UnlearnData(access, c["num_classes"], c["forget_classes"], c["type"], sets=sets, label=label)
+    model, meta = load_model(original, dev)
+    frozen = copy.deepcopy(model).eval()
+    for p in frozen.parameters():
         p.requires_grad_(False)
-    ctx = Context(device=dev, seed=seed, original=original, artefacts=artefacts,
-                  log=lambda s: print(s, flush=True))
-    print(f"unlearning with {method.name} (access: {access.label}) {method.hp}", flush=True)
-    with measure(dev) as usage:
-        model = method.unlearn(model, udata, ctx)
+    ctx = Context(device=dev, seed=seed, original=frozen, artefacts=artefacts, log=lambda s: print(s, flush=True),
+                  input_shape=(meta["in_channels"], meta["image_size"], meta["image_size"]))
+    print(f"unlearning with {method.name} (access: {label}) {method.hp}", flush=True)
+    allowed = [original, card, *views.values(), *[p for v in artefacts.values() for p in ([v] if isinstance(v, str) else v)]]
+    with restrict_files(allowed, [out_ckpt, out_info, out_time], protected or []):
+        with measure(dev) as usage:
+            model = method.unlearn(model, udata, ctx)
     meta = {**meta, "kind": "unlearned", "method": method_spec, "seed": seed}
     save_checkpoint(out_ckpt, model.state_dict(), meta)
-    write_json(out_info, {"method": method.name, "hparams": method.hp, "access": access.label,
-                          "seconds": usage.seconds, "peak_mem_mb": usage.peak_mem_mb, "device": str(dev),
-                          "info": ctx.info})
+    write_json(out_info, {"method": method.name, "hparams": method.hp, "access": label, "seed": seed, "info": ctx.info})
+    write_json(out_time, usage.record())
+
+
+def _all_retain_label(access) -> str:
+    """The access label when a declared retain subset covers the whole retain set."""
+    parts = (["forget"] if access.forget else []) + ["retain (all)"] + (["val"] if access.val else [])
+    return "+".join(parts)
 
 
 # --------------------------------------------------------------------------- evaluation
-def run_predict(ckpt: str, data_path: str, device: str, threads: int, out: str) -> None:
+def run_predict(ckpt: str, data: str, device: str, threads: int, out_outputs: str) -> None:
     """Logits of a model on every pooled sample (train, val and test)."""
+    from .models.checkpoint import load_model
+    from .runtime import predict_logits, resolve_device, seed_everything
+
     seed_everything(0, threads)
     dev = resolve_device(device)
     model, _ = load_model(ckpt, dev)
-    data = read_npz(data_path)
-    logits = predict_logits(model, to_float(data["x"]), dev).numpy().astype(np.float32)
-    write_npz(out, logits=logits)
+    d = read_npz(data)
+    logits = predict_logits(model, to_float(d["x"]), dev).numpy().astype(np.float32)
+    write_npz(out_outputs, logits=logits)
 
 
-def run_evaluate(outputs: str, retrain_outputs: str, data_path: str, split_path: str, request_path: str,
-                 ckpt: str, original_ckpt: str, retrain_ckpt: str, time_info: str | None, seed: int,
-                 out_metrics: str, out_mia: str) -> None:
-    data, split, req = read_npz(data_path), read_json(split_path), read_json(request_path)
+def run_evaluate(outputs: str, retrain_outputs: str, data: str, split: str, request: str, ckpt: str, original: str,
+                 retrain: str, unlearn_info: str | None, access: str, seed: int, out_metrics: str, out_mia: str) -> None:
+    """Accuracies, membership-inference attacks, divergences and weight distances of one run."""
+    from .io import load_checkpoint
+    from .metrics.accuracy import compute_metrics, weight_distance
+
+    rd = RequestData.load(data, split, request)
     logits, r_logits = read_npz(outputs)["logits"], read_npz(retrain_outputs)["logits"]
-    y = data["y"]
-    metrics, flags = compute_metrics(logits, y, split, req, len(data["class_names"]), r_logits, seed=seed)
-    state, _ = load_checkpoint(ckpt)
-    o_state, _ = load_checkpoint(original_ckpt)
-    r_state, _ = load_checkpoint(retrain_ckpt)
-    model, _ = load_model(ckpt)
-    params = [n for n, _ in model.named_parameters()]
+    metrics, flags = compute_metrics(logits, rd.y, rd.split, rd.request, rd.num_classes, r_logits, seed=seed)
+    state, meta = load_checkpoint(ckpt)
+    o_state, _ = load_checkpoint(original)
+    r_state, _ = load_checkpoint(retrain)
+    params = _parameter_names(meta, state)
     d_orig, d_retr = weight_distance(state, o_state, params), weight_distance(state, r_state, params)
     metrics["dist_original"], metrics["dist_retrain"] = d_orig["total"], d_retr["total"]
-    timing = read_json(time_info) if time_info else {"seconds": 0.0, "peak_mem_mb": 0.0}
-    metrics["time_s"], metrics["peak_mem_mb"] = timing["seconds"], timing["peak_mem_mb"]
     hist = flags.pop("forget_pred_hist")
-    write_npz(out_mia, **{k: v.astype(np.uint8) for k, v in flags.items()}, forget_index=np.asarray(req["forget"]))
-    write_json(out_metrics, {"metrics": metrics, "forget_pred_hist": hist,
+    write_npz(out_mia, **{k: v.astype(np.uint8) for k, v in flags.items()}, forget_index=rd.forget)
+    if unlearn_info:
+        access = read_json(unlearn_info)["access"]  # what the job actually read (e.g. "retain (all)")
+    write_json(out_metrics, {"metrics": metrics, "access": access, "forget_pred_hist": hist,
                              "layer_dist_original": d_orig["layers"], "layer_dist_retrain": d_retr["layers"],
-                             "n_forget": len(req["forget"]), "n_retain": len(req["retain"])})
+                             "n_forget": len(rd.forget), "n_retain": len(rd.retain)})
+
+
+def _parameter_names(meta: dict, state: dict) -> list[str]:
+    """Parameter (not buffer) names of a checkpoint's model, in state-dict order."""
+    from .models.checkpoint import model_from_meta
+
+    return [n for n, _ in model_from_meta(meta).named_parameters()]

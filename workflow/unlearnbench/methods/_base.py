@@ -231,6 +231,7 @@ class Context:
     seed: int
     original: Any                    # frozen copy of the original model (teacher / reference), eval mode
     artefacts: dict[str, Any] = field(default_factory=dict)  # kind -> path or list of paths
+    input_shape: tuple[int, int, int] | None = None  # (C, H, W) of the model's inputs (zero-shot methods)
     log: Callable[[str], None] = print
     info: dict[str, Any] = field(default_factory=dict)  # method-specific numbers for the run record
 

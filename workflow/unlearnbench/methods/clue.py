@@ -181,3 +181,26 @@ class CLUE(UnlearningMethod):
                          "mask_density_mean": sum(r["mask_density"] for r in log) / len(log) if log else None})
         model.eval()
         return model
+
+
+def run_make_mask(original: str, forget: str, settings: dict, seed: int, device: str, threads: int,
+                  out_mask: str, out_info: str, out_time: str) -> None:
+    """Rule make_mask: the first epoch's mask (Eq. 6) from the original model on the forget set."""
+    from ..io import write_json
+    from ..models.checkpoint import load_model
+    from ..parts.saliency import layer_densities, save_mask
+    from ..pipeline import load_view
+    from ..runtime import measure, resolve_device, seed_everything
+
+    seed_everything(seed, threads)
+    dev = resolve_device(device)
+    x, y, _ = load_view(forget)
+    model, _ = load_model(original, dev)
+    with measure(dev) as usage:
+        masks = compute_mask(model, x, y, dev, settings)
+    dens = mask_density(masks)
+    save_mask(out_mask, masks, {"settings": settings, "density": dens})
+    write_json(out_info, {"settings": settings, "density": dens,
+                          "n_params": int(sum(m.numel() for m in masks.values())), "layers": layer_densities(masks)})
+    write_json(out_time, usage.record())
+    print(f"CLUE mask {settings}: density {dens:.4f} ({usage.seconds:.2f}s)")

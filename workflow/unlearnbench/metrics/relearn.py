@@ -27,10 +27,9 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .errors import UserError
-from .extras import ain  # noqa: F401  (AIN lives with the torch-free metric stages)
-from .runtime import generator, iterate_batches
-from .training import accuracy, make_optimizer
+from ..errors import UserError
+from ..runtime import generator, iterate_batches
+from ..training import accuracy, make_optimizer
 
 DEFAULTS: dict[str, Any] = {
     "epochs_samples_per_epoch": 500, "epochs_max": 100, "epochs_threshold": 1.0,
@@ -123,33 +122,31 @@ def measure_relearn(model, original, x_train, y_train, x_forget, y_forget, s: di
     return out
 
 
-# --------------------------------------------------------------------------- pipeline stages
-def run_relearn(ckpt: str, original_ckpt: str, data_path: str, split_path: str, request_path: str,
-                user_settings: dict | None, seed: int, device: str, threads: int, out: str) -> None:
-    from .data import to_float
-    from .io import read_json, read_npz, write_json
-    from .pipeline import load_model
-    from .runtime import measure, resolve_device, seed_everything
+# --------------------------------------------------------------------------- pipeline stage
+def run_relearn_measure(ckpt: str, original: str, data: str, split: str, request: str, settings_: dict | None,
+                        seed: int, device: str, threads: int, out_raw: str) -> None:
+    """Rule relearn_measure: both relearn times of one run's model (on copies)."""
+    from ..data import RequestData
+    from ..io import write_json
+    from ..models.checkpoint import load_model
+    from ..runtime import resolve_device, seed_everything
 
-    s = settings(user_settings)
+    s = settings(settings_)
     seed_everything(seed, threads)
     dev = resolve_device(device)
-    data, split, req = read_npz(data_path), read_json(split_path), read_json(request_path)
-    x, y = to_float(data["x"]), torch.from_numpy(data["y"]).long()
-    train_idx = torch.as_tensor(np.asarray(split["train"]))  # D_c: forget and retain training samples
-    f_idx = np.asarray(req["forget"])
+    rd = RequestData.load(data, split, request)
+    f_idx = rd.forget
     if s["eval_on"] == "forget_test":
-        if not req["forget_classes"]:
+        if not rd.forget_classes:
             raise UserError("relearn: eval_on forget_test needs a class forget request")
-        test = np.asarray(split["test"])
-        f_idx = test[np.isin(data["y"][test], req["forget_classes"])]
-    f_idx = torch.as_tensor(f_idx)
+        f_idx = rd.test_forget
+    x_train, y_train = rd.tensors(rd.train)  # D_c: forget and retain training samples
+    x_f, y_f = rd.tensors(f_idx)
     model, _ = load_model(ckpt, dev)
-    original, _ = load_model(original_ckpt, dev)
-    with measure(dev) as usage:
-        res = measure_relearn(model, original, x[train_idx], y[train_idx], x[f_idx], y[f_idx], s, seed, dev)
-    res.update(settings=s, seconds=usage.seconds)
-    write_json(out, res)
+    orig, _ = load_model(original, dev)
+    res = measure_relearn(model, orig, x_train, y_train, x_f, y_f, s, seed, dev)
+    res.update(settings=s)
+    write_json(out_raw, res)
     print(f"relearn: {res['relearn_epochs']:.0f} epochs (reached={bool(res['relearn_epochs_reached'])}), "
           f"{res['relearn_steps']:.0f} steps (reached={bool(res['relearn_steps_reached'])}); "
           f"original forget acc {res['original_forget_acc']:.2f}", flush=True)

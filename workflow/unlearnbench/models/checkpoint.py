@@ -26,18 +26,24 @@ def model_meta(data: dict[str, np.ndarray], model_spec: dict, **extra: Any) -> d
             "mean": data["mean"].tolist(), "std": data["std"].tolist(), **extra}
 
 
+def model_from_meta(meta: dict[str, Any]):
+    """A freshly initialised model of the architecture a checkpoint's metadata describes."""
+    spec = dict(meta["model_spec"])
+    arch = spec.pop("arch")
+    spec.pop("pretrained_path", None)  # weights come from the checkpoint
+    return build_model(arch, in_channels=meta["in_channels"], num_classes=meta["num_classes"],
+                       image_size=meta["image_size"], mean=meta["mean"], std=meta["std"], **spec)
+
+
 def load_model(path: str | Path, device: Any = "cpu") -> tuple[Any, dict]:
     """Rebuild a model from an unlearnbench checkpoint; eval mode, on `device`."""
     state, meta = load_checkpoint(path)
     if "model_spec" not in meta:
         raise UserError(f"{path} is an unlearnbench file of kind {meta.get('kind')!r}, not a model checkpoint")
-    spec = dict(meta["model_spec"])
-    arch = spec.pop("arch")
-    spec.pop("pretrained_path", None)  # weights come from the checkpoint
-    model = build_model(arch, in_channels=meta["in_channels"], num_classes=meta["num_classes"],
-                        image_size=meta["image_size"], mean=meta["mean"], std=meta["std"], **spec)
+    model = model_from_meta(meta)
     try:
         model.load_state_dict(state)
     except RuntimeError as e:
-        raise UserError(f"checkpoint {path} does not fit model {arch!r}: {str(e).splitlines()[0]}") from None
+        raise UserError(f"checkpoint {path} does not fit model {meta['model_spec']['arch']!r}: "
+                        f"{str(e).splitlines()[0]}") from None
     return model.to(device).eval(), meta

@@ -1,51 +1,68 @@
-"""Study reports: collect a study's metric files and write its table files and figure."""
+"""Study reports (rule report_study): collect a study's per-run metric and cost files and write
+its tidy table, cost table, rendered Markdown / LaTeX and gap figure."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from .config import study_setups
-from .io import atomic_path, read_json
-from .tables import aggregate, display_frame, plot_gaps, render_latex, render_markdown
+from ..config import study_setups
+from ..io import read_json, write_csv, write_figure, write_text
+from .tables import aggregate, aggregate_cost, display_frame, plot_gaps, render_latex, render_markdown
 
 DEFAULT_METRICS = ["acc_forget", "acc_retain", "acc_test_retain", "mia_svc_efficacy"]
 
 
 def load_records(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Each run lists its metric files (metrics.json + extras); their `metrics` dicts are merged."""
+    """Each run lists its metric files (metrics.json + extras) and its cost file; merged per run."""
     records = []
     for r in runs:
         merged: dict[str, float] = {}
+        access = r["access"]
         for path in r["files"]:
-            merged.update(read_json(path)["metrics"])
-        records.append({**r, "metrics": merged})
+            rec = read_json(path)
+            merged.update(rec["metrics"])
+            access = rec.get("access", access)  # what the job actually read
+        cost = read_json(r["cost"])["metrics"] if r.get("cost") else None
+        records.append({**r, "access": access, "metrics": merged, "cost": cost})
     return records
 
 
-def study_caption(name: str, study: dict[str, Any], datasets: dict[str, Any]) -> str:
+def study_caption(name: str, study: dict[str, Any], datasets: dict[str, Any], n_seeds: int, metrics: list[str],
+                  machines: list[str]) -> str:
     parts = []
     for st in study_setups(study):
         ds = datasets[st["dataset"]]
         parts.append(f"{st['dataset']} ({ds['source']}, {ds.get('image_size')}px, {ds.get('channels')} ch) "
                      f"with {st['model']} trained by recipe {st['training']}")
-    return (f"{study.get('title', name)}. Produced on: {'; '.join(parts)}; seeds {study['seeds']}. "
-            f"Cells: mean ± std over seeds (|gap| to retrain); accuracies and MIA in %; "
-            f"UA convention: {study.get('ua', 'accuracy')}.")
+    spread = ("n = 1: single runs, no spread is available; read every number as one sample" if n_seeds == 1 else
+              f"mean ± std over n = {n_seeds} seeds {study['seeds']}")
+    return (f"{study.get('title', name)}. Produced on: {'; '.join(parts)}. Cells: {spread}; "
+            f"Δ = mean of the per-seed paired gaps |method − retrain of the same seed|; "
+            f"Avg. gap = per-seed mean of Δ over {', '.join(metrics)}, mean ± std [95 % t-interval]; "
+            f"'acc' after an MIA score = the attack's balanced accuracy on the model's own held-out shadow data; "
+            f"accuracies and MIA in %; UA convention: {study.get('ua', 'accuracy')}; "
+            f"retrain_indep = a second, independently trained retrain (the gold standard's noise floor). "
+            f"Time = the run's step plus every artefact it consumed (Step = the unlearning step alone), "
+            f"speed-up = retrain time / time; measured on {'; '.join(machines) or 'unknown'}.")
 
 
-def write_study_report(name: str, study: dict[str, Any], runs: list[dict[str, Any]], datasets: dict[str, Any], out: Any) -> None:
+def write_study_report(name: str, study: dict[str, Any], runs: list[dict[str, Any]], datasets: dict[str, Any],
+                       out_csv: str, out_cost: str, out_md: str, out_tex: str, out_png: str) -> None:
     records = load_records(runs)
     metrics = study.get("metrics") or DEFAULT_METRICS
-    tidy = aggregate(records, study.get("gap_metrics") or metrics)
+    gap_metrics = study.get("gap_metrics") or metrics
+    tidy = aggregate(records, gap_metrics)
     tidy.insert(0, "study", name)
-    with atomic_path(out.csv) as tmp:
-        tidy.to_csv(tmp, index=False, float_format="%.6g")
-    title, caption = study.get("title", name), study_caption(name, study, datasets)
-    wide = display_frame(tidy, metrics, study.get("ua", "accuracy"))
-    with atomic_path(out.md) as tmp:
-        tmp.write_text(render_markdown(wide, title, caption))
-    with atomic_path(out.tex) as tmp:
-        tmp.write_text(render_latex(wide, caption))
-    with atomic_path(out.png) as tmp:
-        plot_gaps(tidy, metrics, title, str(tmp))
-    print(render_markdown(wide, title, caption))
+    cost = aggregate_cost(records)
+    if len(cost):
+        cost.insert(0, "study", name)
+    write_csv(out_csv, tidy)
+    write_csv(out_cost, cost)
+    title = study.get("title", name)
+    caption = study_caption(name, study, datasets, len(study["seeds"]), gap_metrics, cost.attrs.get("machines", []))
+    wide, notes = display_frame(tidy, cost, metrics, study.get("ua", "accuracy"))
+    md = render_markdown(wide, title, caption, notes)
+    write_text(out_md, md)
+    write_text(out_tex, render_latex(wide, caption, notes))
+    write_figure(out_png, plot_gaps(tidy, metrics, title))
+    print(md)

@@ -1,5 +1,20 @@
-"""Aggregate per-run metrics into a study table (tidy CSV), render it (Markdown, LaTeX) and plot
-each method's gap to the retrained model."""
+"""Aggregate per-run metrics into a study table and render it.
+
+Protocol (every number with its uncertainty):
+- A cell is the mean over seeds with its sample std (ddof 1), n and a 95 % t-interval.
+- Gaps are paired: per seed, |method - retrain of the same seed| (retrain = the replica-0 gold
+  model of the same setup and scenario); a cell's gap is the mean ± std of those per-seed gaps.
+  A method at 100/0 against a retrain at 0/100 scores 100, not 0.
+- The average gap is computed per seed (the mean of that seed's gaps over the study's gap
+  metrics), then aggregated like any metric (mean ± std, n, t-interval).
+- A membership score whose attack is at chance on the model's own held-out shadow data carries no
+  signal: its cell renders "n/a" (attack at chance in most seeds), and a seed's MIA gap is left out
+  of that seed's average gap when the attack of the method or of its retrain is at chance.
+- Censored values (relearn times at their cap, AINs from capped times) carry a censor code; they
+  render as bounds (">= x", "<= x") or "n/a", never as a plain number, and never enter a gap.
+Timings are aggregated separately (`aggregate_cost`): they are the only numbers that change
+between two runs of the same config.
+"""
 
 from __future__ import annotations
 
@@ -13,138 +28,245 @@ LABELS = {
     "acc_forget": "UA", "acc_retain": "RA", "acc_test_retain": "TA", "acc_test_forget": "TA-forget",
     "acc_val": "VA", "mia_svc_efficacy": "MIA-eff.", "mia_entropy_lr": "MIA-ent", "mia_prob_lr": "MIA-prob",
     "mia_sm_correctness": "MIA-corr", "mia_sm_confidence": "MIA-conf", "mia_sm_entropy": "MIA-entr",
-    "mia_sm_mentropy": "MIA-mentr", "js_forget_pred": "JS(pred)", "dist_original": "‖θ−θ₀‖",
-    "dist_retrain": "‖θ−θ_r‖", "time_s": "Time (s)", "peak_mem_mb": "Mem (MB)", "speedup": "Speed-up",
-    "avg_gap": "Avg. gap",
-    "relearn_epochs": "RT (epochs)", "relearn_steps": "RT (steps)", "relearn_epochs_reached": "RT reached",
-    "relearn_steps_reached": "RT-steps reached", "ain_epochs": "AIN (epochs)", "ain_steps": "AIN (steps)",
-    "time_total_s": "Time+artefacts (s)", "speedup_total": "Speed-up (incl. artefacts)",
+    "mia_sm_mentropy": "MIA-mentr", "mia_lira": "LiRA", "js_forget_pred": "JS(pred)", "dist_original": "‖θ−θ₀‖",
+    "dist_retrain": "‖θ−θ_r‖", "time_s": "Time (s)", "time_step_s": "Step (s)", "time_artefacts_s": "Artefacts (s)",
+    "peak_mem_mb": "Mem (MB)", "speedup": "Speed-up", "speedup_step": "Speed-up (step)", "avg_gap": "Avg. gap",
+    "relearn_epochs": "RT (epochs)", "relearn_steps": "RT (steps)", "ain_epochs": "AIN (epochs)", "ain_steps": "AIN (steps)",
     "neg_hfe_forget": "−HFE forget", "neg_hfe_retain": "−HFE retain", "neg_hfe_test_retain": "−HFE test",
     "neg_hfe_gap": "−HFE gap",
 }
-
-
 ROW_KEYS = ["dataset", "model", "scenario", "method", "method_name", "access"]
+CELL = ["dataset", "model", "scenario"]
+EXACT, LOWER, UPPER, UNDEFINED = 0, 1, -1, 2  # censor codes (metrics.cost)
+
+
+def t_interval(values: np.ndarray) -> tuple[float, float, float, float]:
+    """(mean, std, ci_low, ci_high) with a 95 % Student-t interval; NaN spread for n < 2."""
+    v = np.asarray([x for x in values if not (isinstance(x, float) and math.isnan(x))], dtype=float)
+    if len(v) == 0:
+        return math.nan, math.nan, math.nan, math.nan
+    mean = float(v.mean())
+    if len(v) < 2:
+        return mean, math.nan, math.nan, math.nan
+    from scipy.stats import t
+
+    std = float(v.std(ddof=1))
+    half = float(t.ppf(0.975, len(v) - 1)) * std / math.sqrt(len(v))
+    return mean, std, mean - half, mean + half
+
+
+def _at_chance(metrics: dict, m: str) -> bool:
+    """The run's attack for score `m` could not tell its own held-out shadow members from
+    non-members (the lower end of its balanced-accuracy interval is at or below 0.5)."""
+    low = metrics.get(f"{m}_bacc_low")
+    return low is not None and not (low > 0.5)
+
+
+def _censor(metrics: dict, m: str) -> int:
+    return int(metrics.get(f"{m}_censor", EXACT))
 
 
 def aggregate(records: list[dict[str, Any]], gap_metrics: list[str]) -> pd.DataFrame:
-    """records: one dict per run with keys dataset, model, scenario, method, method_name, access,
-    seed and metrics.
-
-    Returns tidy rows (dataset, model, scenario, method, metric) with mean, std (ddof=1), n, the
-    retrained model's mean and gap = |mean - retrain mean| (retrain of the same dataset, model and
-    scenario); plus `avg_gap` (mean gap over `gap_metrics`) and `speedup` (retrain time / method
-    time) rows.
-    """
-    rows = [{**{k: r[k] for k in ROW_KEYS}, "seed": r["seed"], "metric": k, "value": v}
-            for r in records for k, v in r["metrics"].items()]
-    df = pd.DataFrame(rows)
-    g = df.groupby(ROW_KEYS + ["metric"], sort=False)["value"]
-    out = g.agg(mean="mean", n="count").reset_index()
-    out["std"] = g.std(ddof=1).fillna(0.0).to_numpy()
-    cell = ["dataset", "model", "scenario"]
-    is_ref = out["method_name"] == "retrain"
-    ref = out[is_ref].drop_duplicates(cell + ["metric"]).set_index(cell + ["metric"])["mean"]
-    out["retrain_mean"] = [ref.get(tuple(k), np.nan) for k in out[cell + ["metric"]].itertuples(index=False)]
-    out["gap"] = (out["mean"] - out["retrain_mean"]).abs()
-    extra = []
-    for key, grp in out.groupby(ROW_KEYS, sort=False):
-        base = dict(zip(ROW_KEYS, key), n=int(grp["n"].min()), std=np.nan, gap=np.nan)
-        gaps = grp.set_index("metric")["gap"].reindex(gap_metrics)
-        extra.append({**base, "metric": "avg_gap", "mean": float(gaps.mean()), "retrain_mean": 0.0})
-        t = grp.set_index("metric")["mean"].get("time_s", np.nan)
-        rt = ref.get(tuple(key[:3]) + ("time_s",), np.nan)
-        extra.append({**base, "metric": "speedup", "mean": float(rt / t) if t and t > 0 else np.nan, "retrain_mean": 1.0})
-    out = pd.concat([out, pd.DataFrame(extra)], ignore_index=True)
-    order = {m: i for i, m in enumerate(dict.fromkeys(r["method"] for r in records))}
-    out["_o"] = out["method"].map(order)
-    out = out.sort_values(["dataset", "model", "scenario", "_o"], kind="stable").drop(columns="_o")
-    return out[ROW_KEYS + ["metric", "mean", "std", "n", "retrain_mean", "gap"]].reset_index(drop=True)
-
-
-def _fmt(mean: float, std: float, gap: float | None, digits: int = 2) -> str:
-    if mean is None or (isinstance(mean, float) and math.isnan(mean)):
-        return "–"
-    s = f"{mean:.{digits}f}"
-    if std is not None and not math.isnan(std) and std > 0:
-        s += f" ± {std:.{digits}f}"
-    if gap is not None and not math.isnan(gap):
-        s += f" ({gap:.{digits}f})"
-    return s
-
-
-def display_frame(tidy: pd.DataFrame, columns: list[str], ua_convention: str = "accuracy") -> pd.DataFrame:
-    """Wide view: one row per (scenario, method); cells 'mean ± std (gap to retrain)'."""
+    """records: one per run with ROW_KEYS, seed and metrics. One tidy row per (row, metric)."""
+    retrain = {}  # (dataset, model, scenario, seed) -> metrics of the primary retrain
+    for r in records:
+        if r["method_name"] == "retrain" and not r.get("replica"):
+            retrain.setdefault((r["dataset"], r["model"], r["scenario"], r["seed"]), r["metrics"])
+    groups: dict[tuple, list[dict]] = {}
+    for r in records:
+        groups.setdefault(tuple(r[k] for k in ROW_KEYS), []).append(r)
     rows = []
-    multi_setup = tidy[["dataset", "model"]].drop_duplicates().shape[0] > 1
-    for (ds, model, s, meth, name, access), grp in tidy.groupby(ROW_KEYS, sort=False):
-        g = grp.set_index("metric")
-        row = ({"Setup": f"{ds}/{model}"} if multi_setup else {}) | {"Scenario": s, "Method": meth, "Access": access}
-        for m in columns:
-            if m not in g.index:
-                row[LABELS.get(m, m)] = "–"
-                continue
-            mean, std, gap = g.loc[m, "mean"], g.loc[m, "std"], g.loc[m, "gap"]
-            label = LABELS.get(m, m)
-            if m == "acc_forget" and ua_convention == "error":
-                mean, label = 100 - mean, "UA (100−acc)"
-            row[label] = _fmt(mean, std, None if name == "retrain" else gap)
-        row[LABELS["avg_gap"]] = _fmt(g.loc["avg_gap", "mean"], None, None) if "avg_gap" in g.index else "–"
-        row[LABELS["time_s"]] = _fmt(g.loc["time_s", "mean"], None, None) if "time_s" in g.index else "–"
-        row[LABELS["speedup"]] = _fmt(g.loc["speedup", "mean"], None, None, 1) if "speedup" in g.index else "–"
-        rows.append(row)
+    for key, runs in groups.items():
+        is_gold = key[4] == "retrain" and not runs[0].get("replica")
+        names = list(dict.fromkeys(m for r in runs for m in r["metrics"]
+                                   if not m.endswith(("_bacc", "_bacc_low", "_censor", "_reached"))))
+        per_seed_gaps: dict[int, list[float]] = {r["seed"]: [] for r in runs}
+        for m in names:
+            vals, gaps, chance, censors = [], [], [], []
+            for r in runs:
+                v = r["metrics"].get(m, math.nan)
+                code = _censor(r["metrics"], m)
+                censors.append(code)
+                vals.append(math.nan if code == UNDEFINED else v)
+                chance.append(_at_chance(r["metrics"], m))
+                ref = retrain.get((r["dataset"], r["model"], r["scenario"], r["seed"]))
+                g = math.nan
+                if ref is not None and not is_gold and m in ref and code == EXACT and _censor(ref, m) == EXACT:
+                    g = abs(v - ref[m])
+                    if m in gap_metrics and not (chance[-1] or _at_chance(ref, m)) and not math.isnan(g):
+                        per_seed_gaps[r["seed"]].append(g)
+                gaps.append(g)
+            mean, std, lo, hi = t_interval(np.asarray(vals, float))
+            gmean, gstd, glo, ghi = t_interval(np.asarray(gaps, float)) if not is_gold else (math.nan,) * 4
+            bacc = [r["metrics"].get(f"{m}_bacc") for r in runs if f"{m}_bacc" in r["metrics"]]
+            rows.append({**dict(zip(ROW_KEYS, key)), "metric": m, "n": len(runs), "mean": mean, "std": std,
+                         "ci_low": lo, "ci_high": hi, "gap_mean": gmean, "gap_std": gstd, "gap_ci_low": glo,
+                         "gap_ci_high": ghi, "attack_bacc": float(np.mean(bacc)) if bacc else math.nan,
+                         "at_chance_seeds": int(sum(chance)), "censor": _censor_summary(censors)})
+        if not is_gold:
+            avg = [float(np.mean(g)) if g else math.nan for g in per_seed_gaps.values()]
+            mean, std, lo, hi = t_interval(np.asarray(avg, float))
+            used = sum(len(g) for g in per_seed_gaps.values())
+            rows.append({**dict(zip(ROW_KEYS, key)), "metric": "avg_gap", "n": len(runs), "mean": mean, "std": std,
+                         "ci_low": lo, "ci_high": hi, "gap_mean": math.nan, "gap_std": math.nan, "gap_ci_low": math.nan,
+                         "gap_ci_high": math.nan, "attack_bacc": math.nan,
+                         "at_chance_seeds": len(gap_metrics) * len(runs) - used, "censor": ""})
     return pd.DataFrame(rows)
 
 
-def render_markdown(wide: pd.DataFrame, title: str, caption: str) -> str:
+def _censor_summary(codes: list[int]) -> str:
+    """'' (exact), '>=' / '<=' (some seeds are bounds), 'n/a' (all undefined or mixed bounds)."""
+    s = set(codes) - {EXACT}
+    if not s:
+        return ""
+    if s == {UNDEFINED} and all(c == UNDEFINED for c in codes):
+        return "n/a"
+    bounds = s - {UNDEFINED}
+    if bounds == {LOWER}:
+        return ">="
+    if bounds == {UPPER}:
+        return "<="
+    return "n/a" if bounds else ""
+
+
+def aggregate_cost(records: list[dict[str, Any]]) -> pd.DataFrame:
+    """Timing rows: time incl. artefacts, step only, artefacts, memory, speed-ups (mean ± std, n)."""
+    groups: dict[tuple, list[dict]] = {}
+    for r in records:
+        if r.get("cost") is not None:
+            groups.setdefault(tuple(r[k] for k in ROW_KEYS), []).append(r["cost"])
+    rows = []
+    for key, costs in groups.items():
+        for m in ("time_s", "time_step_s", "time_artefacts_s", "peak_mem_mb", "speedup", "speedup_step"):
+            mean, std, lo, hi = t_interval(np.asarray([c.get(m, math.nan) for c in costs], float))
+            rows.append({**dict(zip(ROW_KEYS, key)), "metric": m, "n": len(costs), "mean": mean, "std": std,
+                         "ci_low": lo, "ci_high": hi})
+    machines = sorted({f"{c.get('machine', {}).get('cpu', '?')} ({c.get('machine', {}).get('torch_threads', '?')} threads, "
+                       f"{c.get('machine', {}).get('device', '?')})" for cs in groups.values() for c in cs if c.get("machine")})
+    out = pd.DataFrame(rows)
+    out.attrs["machines"] = machines
+    return out
+
+
+# --------------------------------------------------------------------------- rendering
+def _num(x: float, digits: int = 2) -> str:
+    return "–" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{x:.{digits}f}"
+
+
+def fmt_cell(row: pd.Series | dict | None, digits: int = 2, gap: bool = True, transform=None) -> str:
+    """'mean ± std (Δ gap)'; n = 1 shows no spread; censored values render as bounds or n/a."""
+    if row is None:
+        return "–"
+    mean, std = row["mean"], row["std"]
+    if transform is not None:
+        mean = transform(mean)
+    if row.get("censor") == "n/a":
+        return "n/a (capped)"
+    s = _num(mean, digits)
+    if s == "–":
+        return s
+    if row.get("censor") in (">=", "<="):
+        s = f"{'≥' if row['censor'] == '>=' else '≤'} {s}"
+    if not (isinstance(std, float) and math.isnan(std)):
+        s += f" ± {_num(std, digits)}"
+    if gap and not math.isnan(row.get("gap_mean", math.nan)):
+        s += f" (Δ {_num(row['gap_mean'], digits)})"
+    if not math.isnan(row.get("attack_bacc", math.nan)):
+        s += f" · acc {row['attack_bacc']:.2f}"
+    return s
+
+
+def display_frame(tidy: pd.DataFrame, cost: pd.DataFrame | None, columns: list[str],
+                  ua_convention: str = "accuracy") -> tuple[pd.DataFrame, list[str]]:
+    """Wide view: one row per (setup, scenario, method). Returns (frame, footnotes)."""
+    rows, notes = [], set()
+    multi_setup = tidy[["dataset", "model"]].drop_duplicates().shape[0] > 1
+    for key, grp in tidy.groupby(ROW_KEYS, sort=False):
+        ds, model, s, meth, name, access = key
+        g = grp.set_index("metric")
+        n = int(grp["n"].max())
+        row = ({"Setup": f"{ds}/{model}"} if multi_setup else {}) | {"Scenario": s, "Method": meth, "Access": access, "n": n}
+        for m in columns:
+            label = LABELS.get(m, m)
+            transform = None
+            if m == "acc_forget" and ua_convention == "error":
+                label, transform = "UA (100−acc)", (lambda v: 100 - v)
+            if m not in g.index:
+                row[label] = "–"
+                continue
+            r = g.loc[m].to_dict()
+            if r["at_chance_seeds"] * 2 > r["n"]:
+                row[label] = "n/a†"
+                notes.add("† attack at chance on this model's own held-out shadow data in most seeds: the score carries no "
+                          "membership signal and is left out of the average gap.")
+                continue
+            row[label] = fmt_cell(r, transform=transform)
+            if r.get("censor"):
+                notes.add("≥ / ≤: some seeds hit the relearn cap (the value is a bound); n/a (capped): both the model and "
+                          "retrain hit the cap, the ratio is undefined.")
+        if "avg_gap" in g.index:
+            a = g.loc["avg_gap"]
+            cell = fmt_cell(a.to_dict(), gap=False)
+            if not math.isnan(a["ci_low"]):
+                cell += f" [{a['ci_low']:.1f}, {a['ci_high']:.1f}]"
+            row[LABELS["avg_gap"]] = cell
+        else:
+            row[LABELS["avg_gap"]] = "—"
+        if cost is not None and len(cost):
+            c = cost[(cost.method == meth) & (cost.dataset == ds) & (cost.model == model) & (cost.scenario == s)].set_index("metric")
+            for m in ("time_s", "time_step_s", "speedup"):
+                row[LABELS[m]] = fmt_cell(c.loc[m].to_dict(), digits=1 if m == "speedup" else 2, gap=False) if m in c.index else "–"
+        rows.append(row)
+    return pd.DataFrame(rows), sorted(notes)
+
+
+def render_markdown(wide: pd.DataFrame, title: str, caption: str, notes: list[str] | None = None) -> str:
     cols = list(wide.columns)
     lines = [f"# {title}", "", caption, "", "| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
     lines += ["| " + " | ".join(str(v) for v in row) + " |" for row in wide.itertuples(index=False)]
+    if notes:
+        lines += [""] + notes
     return "\n".join(lines) + "\n"
 
 
-def render_latex(wide: pd.DataFrame, caption: str) -> str:
+def render_latex(wide: pd.DataFrame, caption: str, notes: list[str] | None = None) -> str:
     def esc(s: str) -> str:
         return (str(s).replace("\\", r"\textbackslash{}").replace("_", r"\_").replace("%", r"\%")
-                .replace("±", r"$\pm$").replace("‖", r"$\|$").replace("θ", r"$\theta$").replace("−", "-"))
+                .replace("±", r"$\pm$").replace("‖", r"$\|$").replace("θ", r"$\theta$").replace("−", "-")
+                .replace("Δ", r"$\Delta$").replace("≥", r"$\geq$").replace("≤", r"$\leq$").replace("†", r"$\dagger$")
+                .replace("·", r"$\cdot$").replace("—", "--").replace("–", "--"))
     cols = list(wide.columns)
     lines = [r"\begin{table}[t]", r"\centering", rf"\caption{{{esc(caption)}}}",
              r"\begin{tabular}{" + "l" * len(cols) + "}", r"\toprule", " & ".join(esc(c) for c in cols) + r" \\", r"\midrule"]
     lines += [" & ".join(esc(v) for v in row) + r" \\" for row in wide.itertuples(index=False)]
-    lines += [r"\bottomrule", r"\end{tabular}", r"\end{table}"]
+    lines += [r"\bottomrule", r"\end{tabular}"] + [esc(n) + r"\\" for n in (notes or [])] + [r"\end{table}"]
     return "\n".join(lines) + "\n"
 
 
-def pyplot():
-    """matplotlib.pyplot with the file-only Agg backend (rules run without a display)."""
-    import matplotlib
+def plot_gaps(tidy: pd.DataFrame, metrics: list[str], title: str):
+    """One panel per scenario: per-metric paired gap |method − retrain| (mean, error bar = std over
+    seeds) for each method, plus the average gap. Returns the figure."""
+    from .figures import pyplot
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
-
-
-def plot_gaps(tidy: pd.DataFrame, metrics: list[str], title: str, path: str) -> None:
-    """One panel per scenario: grouped bars of |method − retrain| per metric, plus the average gap."""
     plt = pyplot()
     panels = list(dict.fromkeys(zip(tidy["dataset"], tidy["model"], tidy["scenario"])))
     fig, axes = plt.subplots(1, len(panels), figsize=(max(6, 1.6 * (len(metrics) + 1)) * len(panels), 3.8), squeeze=False)
     for ax, (ds, model, s) in zip(axes[0], panels):
         sub = tidy[(tidy["dataset"] == ds) & (tidy["model"] == model) & (tidy["scenario"] == s)
-                   & (tidy["method_name"] != "retrain")]
-        methods = list(dict.fromkeys(sub["method"]))
+                   & ~((tidy["method_name"] == "retrain") & (tidy["method"] == "retrain"))]
+        sub = sub[sub["metric"].isin(metrics + ["avg_gap"])]
+        methods = [m for m in dict.fromkeys(sub["method"]) if (sub["method"] == m).any()]
         cols = metrics + ["avg_gap"]
         width = 0.8 / max(len(methods), 1)
         for i, m in enumerate(methods):
             g = sub[sub["method"] == m].set_index("metric")
-            vals = [g.loc[c, "mean"] if c == "avg_gap" else g.loc[c, "gap"] if c in g.index else np.nan for c in cols]
-            ax.bar(np.arange(len(cols)) + i * width - 0.4 + width / 2, vals, width, label=m)
+            vals = [np.nan if c not in g.index else g.loc[c, "mean" if c == "avg_gap" else "gap_mean"] for c in cols]
+            errs = [np.nan if c not in g.index else g.loc[c, "std" if c == "avg_gap" else "gap_std"] for c in cols]
+            ax.bar(np.arange(len(cols)) + i * width - 0.4 + width / 2, vals, width, yerr=np.nan_to_num(errs), label=m)
         ax.set_xticks(np.arange(len(cols)), [LABELS.get(c, c) for c in cols])
-        ax.set_ylabel("|method − retrain| (points)")
+        ax.set_ylabel("paired |method − retrain| (points)")
         ax.set_title(f"{ds}/{model} — {s}", fontsize=9)
         ax.legend(fontsize=8)
     fig.suptitle(title, fontsize=10)
     fig.tight_layout()
-    fig.savefig(path, dpi=120, format="png")
-    plt.close(fig)
+    return fig

@@ -1,0 +1,11 @@
+"""Rule data_view: one data set a method may read (forget, retain, val, a retain subset)."""
+from unlearnbench.cli import script_main
+from unlearnbench.pipeline import run_data_view
+
+
+def main(s):
+    run_data_view(data=s.input.data, split=s.input.split, request=s.input.request, view=s.wildcards.view,
+                  out_view=s.output.view)
+
+
+script_main(main, snakemake)  # noqa: F821

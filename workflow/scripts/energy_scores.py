@@ -1,0 +1,11 @@
+"""Rule energy_scores: mean -HFE on the forget, retain and retained-class test samples of a run."""
+from unlearnbench.cli import script_main
+from unlearnbench.metrics.energy import run_energy_scores
+
+
+def main(s):
+    run_energy_scores(outputs=s.input.outputs, data=s.input.data, split=s.input.split, request=s.input.request,
+                      out_json=s.output.json)
+
+
+script_main(main, snakemake)  # noqa: F821

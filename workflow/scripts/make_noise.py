@@ -1,0 +1,12 @@
+"""Rule make_noise: UNSIR's error-maximising noise of one class for one original model."""
+from unlearnbench.cli import script_main
+from unlearnbench.methods.unsir import run_make_noise
+
+
+def main(s):
+    run_make_noise(original=s.input.original, cls=int(s.wildcards.cls), settings=dict(s.params.settings),
+                   seed=int(s.wildcards.seed), device=s.params.device, threads=s.params.threads,
+                   out_noise=s.output.noise, out_info=s.output.info, out_time=s.output.time)
+
+
+script_main(main, snakemake)  # noqa: F821

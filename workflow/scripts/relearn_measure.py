@@ -1,0 +1,12 @@
+"""Rule relearn_measure: relearn time of one run's model (both definitions), on a copy."""
+from unlearnbench.cli import script_main
+from unlearnbench.metrics.relearn import run_relearn_measure
+
+
+def main(s):
+    run_relearn_measure(ckpt=s.input.ckpt, original=s.input.original, data=s.input.data, split=s.input.split,
+                        request=s.input.request, settings_=s.params.settings, seed=int(s.wildcards.seed),
+                        device=s.params.device, threads=s.params.threads, out_raw=s.output.raw)
+
+
+script_main(main, snakemake)  # noqa: F821

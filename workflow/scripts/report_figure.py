@@ -1,0 +1,11 @@
+"""Rule report_figure: one figure of the `figures:` group and its data."""
+from unlearnbench.cli import script_main
+from unlearnbench.report.figures import run_report_figure
+
+
+def main(s):
+    run_report_figure(spec=s.params.spec, runs=s.params.runs, tables=list(s.params.tables), device=s.params.device,
+                      threads=s.params.threads, out_png=s.output.png, out_data=s.output.data)
+
+
+script_main(main, snakemake)  # noqa: F821

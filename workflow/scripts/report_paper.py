@@ -1,0 +1,11 @@
+"""Rule report_paper: a paper's index page (its tables embedded, its figures linked)."""
+from unlearnbench.cli import script_main
+from unlearnbench.report.paper import run_report_paper
+
+
+def main(s):
+    run_report_paper(name=s.params.name, paper=s.params.paper, tables=list(s.input.tables),
+                     figures=list(s.input.figures), out_md=s.output.md)
+
+
+script_main(main, snakemake)  # noqa: F821

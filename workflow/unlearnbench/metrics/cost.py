@@ -1,0 +1,73 @@
+"""Per-run cost and the Anamnesis Index: torch-free metric stages.
+
+Cost (rule run_cost, a timing sidecar): a run's time is its own step (the unlearning call, or the
+retrained model's training) plus the time of every artefact it consumed (noise, masks,
+generators, attackers...), each read from that artefact's `*.time.json`. `time_s` (the default
+time column) is that total; `time_step_s` is the unlearning step alone; speed-ups divide the
+retrained model's training time by each.
+
+AIN = relearn time of a model / relearn time of the retrained model. Relearn times are censored
+at a cap; the AIN of a capped value is a bound, and when both are capped it is undefined.
+"""
+
+from __future__ import annotations
+
+import math
+from statistics import median
+
+from ..io import read_json, write_json
+
+# ain_*_censor: 0 exact, 1 lower bound (>=; the model hit the cap), -1 upper bound (<=; retrain hit
+# the cap), 2 undefined (both capped).
+EXACT, LOWER, UPPER, UNDEFINED = 0, 1, -1, 2
+
+
+def ain(value: float, retrain_value: float) -> float:
+    """Anamnesis index: relearn time of a model / relearn time of the retrained gold model."""
+    return float(value / retrain_value) if retrain_value and retrain_value > 0 else float("nan")
+
+
+def censored_ain(value: float, reached: bool, retrain_value: float, retrain_reached: bool) -> tuple[float, int]:
+    """(AIN or its bound, censor code) from two possibly capped relearn times."""
+    if reached and retrain_reached:
+        return ain(value, retrain_value), EXACT
+    if not reached and retrain_reached:
+        return ain(value, retrain_value), LOWER
+    if reached and not retrain_reached:
+        return ain(value, retrain_value), UPPER
+    return float("nan"), UNDEFINED
+
+
+def run_relearn_metrics(own: str, retrain: str, out_json: str) -> None:
+    a, r = read_json(own), read_json(retrain)
+    m = {k: a[k] for k in ("relearn_epochs", "relearn_epochs_reached", "relearn_steps", "relearn_steps_reached")}
+    for unit in ("epochs", "steps"):
+        v, code = censored_ain(a[f"relearn_{unit}"], bool(a[f"relearn_{unit}_reached"]),
+                               r[f"relearn_{unit}"], bool(r[f"relearn_{unit}_reached"]))
+        m[f"ain_{unit}"], m[f"ain_{unit}_censor"] = v, code
+    write_json(out_json, {"metrics": m})
+
+
+def _seconds(record: dict) -> float:
+    """A timing sidecar's seconds: the median of repeated timings when there are several."""
+    reps = record.get("repeats")
+    return float(median(reps)) if reps else float(record["seconds"])
+
+
+def run_cost(own: list[str], artefacts: list[str], retrain: list[str], out_cost: str) -> None:
+    own_rec = read_json(own[0]) if own else None  # none for the original model: no cost
+    step = _seconds(own_rec) if own_rec else math.nan
+    art = [read_json(p) for p in artefacts]
+    art_s = sum(_seconds(r) for r in art)
+    total = step + art_s if own_rec else math.nan
+    rt = _seconds(read_json(retrain[0]))
+    cost = {
+        "time_s": total, "time_step_s": step, "time_artefacts_s": art_s,
+        "peak_mem_mb": max([own_rec["peak_mem_mb"]] + [r.get("peak_mem_mb", 0.0) for r in art]) if own_rec else math.nan,
+        "speedup": rt / total if total > 0 else math.nan,  # NaN compares False: no speed-up for the original
+        "speedup_step": rt / step if step > 0 else math.nan,
+        "timing_repeats": (len(own_rec.get("repeats", [])) or 1) if own_rec else 0,
+        "machine": {k: own_rec.get(k) for k in ("host", "cpu", "cpu_count", "torch_threads", "device", "gpu")
+                    if own_rec and k in own_rec},
+    }
+    write_json(out_cost, {"metrics": cost, "artefacts": {p: _seconds(r) for p, r in zip(artefacts, art)}})

@@ -1,0 +1,1 @@
+"""Reports: study tables (study.py, tables.py), figures by kind (figures/), paper index pages (paper.py)."""

@@ -1,0 +1,55 @@
+"""Figure kinds: one module per kind of figure, shared by every paper (prediction histograms,
+layer-wise distances, score densities, t-SNE, cost bars...).
+
+A kind module declares `READS`, the per-run files it draws from ("metrics", "outputs",
+"checkpoint", "data", "split", "request") or ("table",) for kinds that draw study tables, and
+`draw(runs, tables, options, device, threads) -> (matplotlib figure, pandas DataFrame of the plotted
+data)`. `runs` are the figure's selected runs (study cells), each with a "files" dict {read: path}.
+Kind modules import matplotlib, pandas and torch inside `draw` only: Snakemake reads `READS` while
+it builds the DAG.
+"""
+
+from __future__ import annotations
+
+import importlib
+import pkgutil
+from typing import Any
+
+
+def list_kinds() -> list[str]:
+    return sorted(m.name for m in pkgutil.iter_modules(__path__) if not m.name.startswith("_"))
+
+
+def _module(kind: str):
+    if kind not in list_kinds():
+        from ...errors import UserError
+
+        raise UserError(f"unknown figure kind {kind!r}; available: {', '.join(list_kinds())}")
+    return importlib.import_module(f"{__name__}.{kind}")
+
+
+def figure_reads(kind: str) -> tuple[str, ...]:
+    return tuple(_module(kind).READS)
+
+
+def pyplot():
+    """matplotlib.pyplot with the file-only Agg backend (rules run without a display)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def run_report_figure(spec: dict[str, Any], runs: list[dict], tables: list[str], device: str, threads: int,
+                      out_png: str, out_data: str) -> None:
+    """Rule report_figure: draw one configured figure and write its data next to it."""
+    from ...io import write_csv, write_figure
+
+    fig, frame = _module(spec["kind"]).draw(runs, tables, dict(spec.get("options", {})), device, threads)
+    if spec.get("title"):
+        fig.suptitle(spec["title"], fontsize=10)
+        fig.tight_layout()
+    write_figure(out_png, fig)
+    write_csv(out_data, frame)

@@ -1,0 +1,23 @@
+"""Helpers shared by figure kinds: grouping runs into panels (one per setup and scenario)."""
+
+from __future__ import annotations
+
+
+def panels(runs: list[dict]) -> dict[tuple, list[dict]]:
+    """{(dataset, model, scenario): runs} in first-seen order."""
+    out: dict[tuple, list[dict]] = {}
+    for r in runs:
+        out.setdefault((r["dataset"], r["model"], r["scenario"]), []).append(r)
+    return out
+
+
+def by_method(runs: list[dict], method: str) -> dict:
+    """The first run of `method` (the figure's first selected seed)."""
+    for r in runs:
+        if r["method"] == method:
+            return r
+    raise KeyError(method)
+
+
+def title(key: tuple) -> str:
+    return f"{key[0]}/{key[1]} — {key[2]}"
