@@ -36,6 +36,7 @@ for _artefact in sorted(glob.glob(os.path.join(workflow.basedir, "workflow", "ru
 include: "workflow/rules/unlearn.smk"
 include: "workflow/rules/evaluate.smk"
 include: "workflow/rules/report.smk"
+include: "workflow/rules/tune.smk"
 for _extra in sorted(glob.glob(os.path.join(workflow.basedir, "workflow", "papers", "*", "rules.smk"))):
 
     include: _extra

@@ -148,7 +148,9 @@ def test_every_method_runs_within_its_declared_access(setup, name):
     it declares (so the declaration is not an over-claim), and it changes the model's outputs."""
     import copy
 
-    method = create_method({"method": name})
+    from unlearnbench.methods import get_method
+
+    method = create_method({"method": name, **get_method(name).smoke})
     access = method.access()
     data = _Recording(setup.data_for(method))
     model = method.unlearn(copy.deepcopy(setup.model), data, setup.context())

@@ -10,8 +10,8 @@ from functools import lru_cache
 from snakemake.exceptions import WorkflowError
 from snakemake.utils import validate
 
-from unlearnbench.config import (check_config, coerce_numbers, config_hash, figure_runs, format_validation_error,
-                                 study_runs, study_setups)
+from unlearnbench.config import (add_tuning_trials, check_config, coerce_numbers, config_hash, figure_runs,
+                                 format_validation_error, study_runs, study_setups, tuning_runs)
 from unlearnbench.errors import UserError
 from unlearnbench.methods import create_method
 from unlearnbench.report.figures import figure_reads
@@ -20,6 +20,7 @@ _SCHEMA = os.path.join(workflow.basedir, "workflow", "schemas", "config.schema.y
 try:
     coerce_numbers(config, _SCHEMA)  # "1e-3" and --config strings become numbers where a number is expected
     validate(config, schema=_SCHEMA)
+    add_tuning_trials(config)  # each tuning trial becomes a method instance
     check_config(config)
 except WorkflowError as e:
     raise SystemExit(format_validation_error(e))
@@ -45,6 +46,7 @@ wildcard_constraints:
     study="|".join(re.escape(s) for s in config["studies"]) or "(?!)",  # studies and figures share results/figures/
     figure="|".join(re.escape(f) for f in config.get("figures", {})) or "(?!)",
     paper="|".join(re.escape(p) for p in config.get("papers", {})) or "(?!)",
+    tuning="|".join(re.escape(t) for t in config.get("tuning", {})) or "(?!)",
     view=r"[\w.-]+",
     key=r"[0-9a-f]{10}",
     replica=r"(-r[1-9]\d*)?",
@@ -128,6 +130,12 @@ def artefact_settings(kind):
 
 def settings_of(kind):
     return lambda w: artefact_settings(kind)[w["key"]]
+
+
+def tuning_file(w):
+    """The tuning result an instance with `tune: <name>` reads its chosen values from."""
+    t = config["methods"][w["method"]].get("tune")
+    return {"tuned": os.path.join(R, "tuning", f"{t}.json")} if t else {}
 
 
 def method_artefacts(w):

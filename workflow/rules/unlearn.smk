@@ -8,6 +8,7 @@ rule unlearn:
     input:
         unpack(method_views),
         unpack(method_artefacts),
+        unpack(tuning_file),
         original=rules.train_original.output.ckpt,
         card=rules.make_forget_request.output.card,
     output:

@@ -1,5 +1,6 @@
 """Rule unlearn: apply one method instance to the original model, given only its declared inputs."""
 from unlearnbench.cli import script_main
+from unlearnbench.metrics.tuning import tuned_spec
 from unlearnbench.pipeline import run_unlearn
 
 
@@ -8,7 +9,7 @@ def main(s):
     artefacts = {k.removeprefix("artefact_"): (str(v) if isinstance(v, str) else [str(p) for p in v])
                  for k, v in s.input.items() if k.startswith("artefact_")}
     run_unlearn(original=s.input.original, card=s.input.card, views=views, artefacts=artefacts,
-                method_spec=s.params.method, seed=int(s.wildcards.seed), device=s.params.device,
+                method_spec=tuned_spec(s.params.method, s.wildcards.method, s.input.get("tuned")), seed=int(s.wildcards.seed), device=s.params.device,
                 threads=s.params.threads, out_ckpt=s.output.ckpt, out_info=s.output.info, out_time=s.output.time,
                 protected=list(s.params.protected))
 

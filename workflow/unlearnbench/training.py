@@ -67,12 +67,13 @@ def train(
     device: torch.device,
     val: tuple[torch.Tensor, torch.Tensor] | None = None,
     desc: str = "train",
-    on_batch: Callable[[nn.Module, int], None] | None = None,
+    on_batch: Callable[[nn.Module, int, torch.Tensor], None] | None = None,
 ) -> list[dict[str, float]]:
     """Train `model` in place; returns one log row per epoch.
 
-    `on_batch(model, step)` is called after every optimiser step: the hook for artefacts recorded at
-    training time (e.g. a per-batch update log for Amnesiac unlearning).
+    `on_batch(model, step, idx)` is called after every optimiser step with the batch's indices into
+    `x`: the hook for artefacts recorded at training time (Amnesiac's per-batch update log, the
+    early-epoch state an OMP rewind needs).
     """
     recipe = {**DEFAULT_RECIPE, **recipe, "augment": {**DEFAULT_RECIPE["augment"], **recipe.get("augment", {})}}
     if len(y) == 0:
@@ -104,7 +105,7 @@ def train(
             opt.step()
             step += 1
             if on_batch is not None:
-                on_batch(model, step)
+                on_batch(model, step, idx)
             tot_loss += loss.item() * len(idx)
             correct += (out.argmax(1) == y_dev[idx]).sum().item()
         row = {"epoch": epoch + 1, "loss": tot_loss / n, "train_acc": 100 * correct / n,

@@ -244,6 +244,9 @@ class UnlearningMethod:
     checks: ClassVar[dict[str, Check]] = {}
     supports: ClassVar[frozenset[str]] = frozenset({"class", "random"})
     artefacts: ClassVar[dict[str, tuple[str, ...]]] = {}
+    # Hyperparameters for a seconds-long conformance run on 8 px digits (tests only), for methods
+    # whose paper defaults take minutes (e.g. GKT's 4000 pseudo batches).
+    smoke: ClassVar[dict[str, Any]] = {}
 
     def __init__(self, **hparams: Any):
         unknown = sorted(set(hparams) - set(self.defaults))
@@ -313,6 +316,7 @@ def get_method(name: str) -> type[UnlearningMethod]:
 
 
 def create_method(spec: dict[str, Any]) -> UnlearningMethod:
-    """Instantiate from a config instance: {'method': <registered name>, <hyperparameters>...}."""
-    spec = dict(spec)
+    """Instantiate from a config instance: {'method': <registered name>, <hyperparameters>...}.
+    The reserved key `tune` names the tuning entry whose chosen values the unlearn job applies."""
+    spec = {k: v for k, v in spec.items() if k != "tune"}
     return get_method(spec.pop("method"))(**spec)

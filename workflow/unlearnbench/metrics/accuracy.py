@@ -6,6 +6,7 @@ Names are explicit so each paper's table convention can be rendered from them:
   acc_test_retain  test accuracy on retained classes (all test samples for random forgetting)
   acc_test_forget  test accuracy on forgotten classes (NaN for random forgetting)
   acc_val          validation accuracy (retained classes)
+  acc_val_forget   validation accuracy on forgotten classes (NaN for random forgetting; tuning)
   mia_svc_efficacy SalUn's MIA-efficacy: % of forget samples the SVC calls NON-member
   mia_entropy_lr, mia_prob_lr, mia_sm_*: % of forget samples called member
   js_forget_pred   JS divergence (base 2) between the forget-set prediction histograms of this
@@ -79,12 +80,14 @@ def compute_metrics(
     test_f = test[np.isin(y[test], fc)]
     test_r = test[~np.isin(y[test], fc)]
     val_r = val[~np.isin(y[val], fc)]
+    val_f = val[np.isin(y[val], fc)]
     m = {
         "acc_forget": accuracy(logits[forget], y[forget]),
         "acc_retain": accuracy(logits[retain], y[retain]),
         "acc_test_retain": accuracy(logits[test_r], y[test_r]),
         "acc_test_forget": accuracy(logits[test_f], y[test_f]) if fc else float("nan"),
         "acc_val": accuracy(logits[val_r], y[val_r]),
+        "acc_val_forget": accuracy(logits[val_f], y[val_f]) if fc else float("nan"),
     }
     p = softmax(logits.astype(np.float64))
     shadow = Shadow.sample(p[retain], y[retain], p[test_r], y[test_r], seed=seed)

@@ -1,0 +1,55 @@
+"""Leakage-safe hyperparameter selection (rule tune): every method of a tuning entry gets the same
+budget of trials on one cell that no table reports (its own scenario and seed), and each trial is
+scored on validation data and the forget set only, never on test data:
+
+  objective = mean |trial - retrain| over acc_val (validation samples of the retained classes) and,
+              for class forgetting, acc_val_forget (validation samples of the forgotten classes)
+              or, for random forgetting, acc_forget (the forget set: the quantity to be forgotten)
+
+(lower is better: the trial that behaves most like the retrained model of the same cell). Ties keep
+the earlier trial. The chosen values are written to results/tuning/<name>.json; instances with
+`tune: <name>` run with them.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from ..io import read_json, write_json
+
+
+def objective(m: dict[str, float], r: dict[str, float]) -> tuple[float, list[str]]:
+    keys = ["acc_val"] + (["acc_val_forget"] if not math.isnan(r.get("acc_val_forget", math.nan)) else ["acc_forget"])
+    gaps = [abs(m[k] - r[k]) for k in keys]
+    return (sum(gaps) / len(gaps) if not any(math.isnan(g) for g in gaps) else math.inf), keys
+
+
+def run_tune(name: str, runs: list[dict[str, Any]], metric_files: list[str], out_json: str) -> None:
+    records = [{**r, "metrics": read_json(f)["metrics"]} for r, f in zip(runs, metric_files)]
+    ref = records[0]["metrics"]  # the retrain of the tuning cell
+    chosen, trials = {}, {}
+    for r in records[1:]:
+        score, keys = objective(r["metrics"], ref)
+        trials.setdefault(r["instance"], []).append({"overrides": r["overrides"], "objective": score,
+                                                     **{k: r["metrics"][k] for k in keys}})
+    for inst, ts in trials.items():
+        best = min(range(len(ts)), key=lambda i: ts[i]["objective"])
+        chosen[inst] = ts[best]["overrides"]
+        print(f"tuning {name}: {inst} -> {chosen[inst]} (objective {ts[best]['objective']:.3f} over {len(ts)} trials)")
+    cell = {k: records[0][k] for k in ("dataset", "model", "training", "scenario", "seed")}
+    write_json(out_json, {"name": name, "cell": cell, "objective": "mean |trial - retrain| over validation "
+                          "accuracies (retained, forgotten classes) or the forget set (random forgetting)",
+                          "chosen": chosen, "trials": trials})
+
+
+def tuned_spec(spec: dict[str, Any], instance: str, tuning_file: str | None) -> dict[str, Any]:
+    """The method spec with the values chosen for `instance` by its tuning entry applied."""
+    if not spec.get("tune"):
+        return spec
+    chosen = read_json(tuning_file)["chosen"]
+    if instance not in chosen:
+        from ..errors import UserError
+
+        raise UserError(f"{tuning_file} has no chosen values for {instance!r}; rerun rule tune")
+    return {**{k: v for k, v in spec.items() if k != "tune"}, **chosen[instance]}
