@@ -1,0 +1,188 @@
+"""Amnesiac unlearning's training-time log (Graves et al., "Amnesiac Machine Learning", AAAI 2021).
+
+While the original model trains, the data owner records for every optimiser step whose batch holds a
+sample of a watched class (`classes`) the parameter update delta = theta_after - theta_before, the
+step number, the per-class sample counts of the batch and the batch's sample ids. Unlearning a class
+subtracts the deltas of every recorded batch that contained it. Storing every delta would cost
+(steps x parameters) floats, hence the class filter; the snapshot of the previous step's parameters
+(one model's worth of memory) is what makes each delta exact.
+
+Usage with `training.train` (whose hook runs after each optimiser step):
+    log = UpdateLog(labels=y_train, classes=[3], num_classes=10, sample_ids=train_idx)
+    log.start(model)                    # before the first step
+    train(model, x_train, y_train, recipe, seed, dev, on_batch=log.on_batch)
+    log.save(path, model)               # safetensors, with a fingerprint of the final weights
+`on_batch(model, step, idx)` needs the batch's indices into x_train; `training.train` must pass them
+(one-line change: `on_batch(model, step, idx)`); without them the recorder raises.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+from typing import Any, Iterable
+
+import torch
+from torch import nn
+
+from ..errors import UserError
+
+KIND = "amnesiac_update_log"
+
+
+def _tracked(model: nn.Module, buffers: bool) -> list[tuple[str, torch.Tensor]]:
+    """Parameters (and floating-point buffers, e.g. BN running statistics, if `buffers`) in a fixed order."""
+    out = [(n, p) for n, p in model.named_parameters()]
+    if buffers:
+        out += [(n, b) for n, b in model.named_buffers() if b.is_floating_point()]
+    return out
+
+
+def flat_state(model: nn.Module, buffers: bool = False) -> torch.Tensor:
+    """The tracked tensors of `model` as one float32 vector (on the model's device)."""
+    return torch.cat([t.detach().reshape(-1).float() for _, t in _tracked(model, buffers)])
+
+
+def write_flat(model: nn.Module, flat: torch.Tensor, buffers: bool = False) -> None:
+    """Copy a vector made by `flat_state` back into the model's tensors (in place)."""
+    i = 0
+    with torch.no_grad():
+        for _, t in _tracked(model, buffers):
+            n = t.numel()
+            t.copy_(flat[i:i + n].view_as(t).to(t.dtype))
+            i += n
+    if i != len(flat):
+        raise UserError(f"update log has {len(flat)} values, the model {i}: the log belongs to another architecture")
+
+
+def fingerprint(flat: torch.Tensor) -> str:
+    """sha256 of a flat float32 state (identifies the model a log was recorded for)."""
+    return hashlib.sha256(flat.detach().cpu().float().contiguous().numpy().tobytes()).hexdigest()
+
+
+class UpdateLog:
+    """Recorder (and, once loaded, reader) of per-step parameter updates for Amnesiac unlearning."""
+
+    def __init__(self, labels: Any, classes: Iterable[int], num_classes: int, sample_ids: Any = None,
+                 buffers: bool = False):
+        self.labels = torch.as_tensor(labels, dtype=torch.long).cpu()
+        self.classes = sorted({int(c) for c in classes})
+        self.num_classes = int(num_classes)
+        if not self.classes or min(self.classes) < 0 or max(self.classes) >= self.num_classes:
+            raise UserError(f"update log: classes {self.classes} must be a non-empty subset of 0..{self.num_classes - 1}")
+        self.sample_ids = (torch.as_tensor(sample_ids, dtype=torch.long).cpu() if sample_ids is not None
+                           else torch.arange(len(self.labels)))
+        if len(self.sample_ids) != len(self.labels):
+            raise UserError("update log: sample_ids and labels differ in length")
+        self.buffers = bool(buffers)
+        self.deltas: list[torch.Tensor] = []
+        self.steps: list[int] = []
+        self.class_counts: list[torch.Tensor] = []
+        self.batch_ids: list[torch.Tensor] = []
+        self.n_steps = 0
+        self.names: list[str] = []
+        self.shapes: list[list[int]] = []
+        self._prev: torch.Tensor | None = None
+        self._watch = torch.zeros(self.num_classes, dtype=torch.bool)
+        self._watch[self.classes] = True
+
+    # ------------------------------------------------------------------ recording
+    def start(self, model: nn.Module) -> None:
+        """Snapshot the parameters before the first optimiser step."""
+        tracked = _tracked(model, self.buffers)
+        self.names = [n for n, _ in tracked]
+        self.shapes = [list(t.shape) for _, t in tracked]
+        self._prev = flat_state(model, self.buffers)
+
+    def on_batch(self, model: nn.Module, step: int, idx: Any = None) -> None:
+        """The `on_batch` hook: called after optimiser step `step` on the batch `idx` (indices into
+        the training tensors). Records the step if its batch holds a watched class."""
+        if self._prev is None:
+            raise UserError("UpdateLog.on_batch before UpdateLog.start(model): call start before training")
+        if idx is None:
+            raise UserError("UpdateLog needs the batch indices: training.train must call on_batch(model, step, idx)")
+        now = flat_state(model, self.buffers)
+        idx = torch.as_tensor(idx).long().cpu()
+        counts = torch.bincount(self.labels[idx], minlength=self.num_classes)
+        if bool((counts[self._watch] > 0).any()):
+            self.deltas.append((now - self._prev).cpu())
+            self.steps.append(int(step))
+            self.class_counts.append(counts.to(torch.int32))
+            self.batch_ids.append(self.sample_ids[idx])
+        self._prev = now
+        self.n_steps = max(self.n_steps, int(step))
+
+    def save(self, path: str | Path, model: nn.Module, meta: dict | None = None) -> dict:
+        """Write the log (safetensors) with the fingerprint of `model`, the trained model it belongs to."""
+        from ..io import save_checkpoint
+
+        if self._prev is None:
+            raise UserError("UpdateLog.save before any recording")
+        final = flat_state(model, self.buffers)
+        if not torch.equal(final, self._prev):
+            raise UserError("UpdateLog.save: the model changed after the last recorded step")
+        k, p = len(self.steps), len(final)
+        lengths = torch.tensor([len(b) for b in self.batch_ids], dtype=torch.long)
+        tensors = {
+            "delta": torch.stack(self.deltas) if k else torch.zeros(0, p),
+            "steps": torch.tensor(self.steps, dtype=torch.long),
+            "class_counts": torch.stack(self.class_counts) if k else torch.zeros(0, self.num_classes, dtype=torch.int32),
+            "batch_ids": torch.cat(self.batch_ids) if k else torch.zeros(0, dtype=torch.long),
+            "batch_offsets": torch.cat([torch.zeros(1, dtype=torch.long), lengths.cumsum(0)]),
+        }
+        info = {"kind": KIND, "classes": self.classes, "num_classes": self.num_classes, "buffers": self.buffers,
+                "names": self.names, "shapes": self.shapes, "n_steps": self.n_steps, "n_recorded": k,
+                "fingerprint": fingerprint(final), **(meta or {})}
+        save_checkpoint(path, tensors, info)
+        return info
+
+    # ------------------------------------------------------------------ reading
+    @classmethod
+    def load(cls, path: str | Path) -> "UpdateLog":
+        from ..io import load_checkpoint
+
+        tensors, meta = load_checkpoint(path)
+        if meta.get("kind") != KIND or "delta" not in tensors:
+            raise UserError(f"{path} is not an Amnesiac update log (kind {meta.get('kind')!r}); "
+                            "record it while training the original (parts.update_log.UpdateLog)")
+        log = cls(torch.zeros(0), meta["classes"], meta["num_classes"], buffers=meta["buffers"])
+        log.names, log.shapes, log.n_steps = meta["names"], meta["shapes"], meta["n_steps"]
+        log.deltas = list(tensors["delta"])
+        log.steps = tensors["steps"].tolist()
+        log.class_counts = list(tensors["class_counts"])
+        off = tensors["batch_offsets"].tolist()
+        log.batch_ids = [tensors["batch_ids"][off[i]:off[i + 1]] for i in range(len(off) - 1)]
+        log.meta = meta
+        log._delta_matrix = tensors["delta"]
+        return log
+
+    def delta_matrix(self) -> torch.Tensor:
+        m = getattr(self, "_delta_matrix", None)
+        if m is None or len(m) != len(self.deltas):
+            p = sum(int(torch.Size(s).numel()) for s in self.shapes)
+            m = torch.stack(self.deltas) if self.deltas else torch.zeros(0, p)
+        return m
+
+    def selection(self, forget_classes: Iterable[int]) -> torch.Tensor:
+        """Boolean mask of the recorded steps whose batch held a sample of any forget class."""
+        fc = [int(c) for c in forget_classes]
+        missing = sorted(set(fc) - set(self.classes))
+        if missing:
+            raise UserError(f"the update log watched classes {self.classes}, not {missing}: "
+                            "record a log that watches every class to be forgotten")
+        if not self.class_counts:
+            return torch.zeros(0, dtype=torch.bool)
+        return (torch.stack(self.class_counts)[:, fc] > 0).any(1)
+
+    def undo(self, model: nn.Module, forget_classes: Iterable[int]) -> dict:
+        """theta <- theta - sum of the deltas of every recorded batch that held a forget class (in place)."""
+        flat = flat_state(model, self.buffers)
+        fp = getattr(self, "meta", {}).get("fingerprint")
+        if fp is not None and fingerprint(flat) != fp:
+            raise UserError("the update log was recorded for a different model than the one being unlearned; "
+                            "record it while training this original model")
+        sel = self.selection(forget_classes)
+        total = self.delta_matrix()[sel].sum(0) if bool(sel.any()) else torch.zeros_like(flat.cpu())
+        write_flat(model, flat - total.to(flat.device), self.buffers)
+        return {"steps_undone": int(sel.sum()), "steps_recorded": len(self.steps), "steps_total": self.n_steps,
+                "undo_norm": float(total.norm())}
