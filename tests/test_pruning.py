@@ -181,8 +181,8 @@ def digits_files(tmp_path_factory):
 def test_prune_original_stage_on_digits(digits_files):
     root, spec, model_spec, recipe, d, split = digits_files
     outs = [str(root / n) for n in ("sparse.safetensors", "sparse.mask.safetensors", "sparse.json", "sparse.time.json")]
-    run_prune_original(str(root / "data.npz"), str(root / "split.json"), str(root / "original.safetensors"),
-                       str(root / "early.safetensors"), spec, model_spec, recipe, 0.95, 0, "cpu", 1, *outs)
+    run_prune_original(str(root / "data.npz"), str(root / "split.json"), str(root / "original.safetensors"), spec,
+                       model_spec, recipe, {"sparsity": 0.95, "rewind_epoch": 2}, 0, "cpu", 1, *outs)
     model, meta = load_model(outs[0])
     mask, mmeta = load_mask(outs[1])
     assert mmeta["kind"] == "omp_mask" and meta["pruning"]["mask_file"] == "sparse.mask.safetensors"
@@ -228,3 +228,24 @@ def test_bad_masks_and_files_are_one_line_errors(digits_files, tmp_path):
     assert "\n" not in str(e.value)
     with pytest.raises(UserError):
         omp_mask(tiny(), 1.0)
+
+
+def test_replaying_training_to_the_rewind_epoch_gives_the_recorded_early_state(digits_files):
+    """prune_original re-derives the rewind point by replaying the original's training for k epochs:
+    on the CPU that is the state the original's own run had after k epochs, bit for bit."""
+    root, spec, model_spec, recipe, d, split = digits_files
+    from unlearnbench.io import load_checkpoint
+
+    recorded, _ = load_checkpoint(root / "early.safetensors")
+    x, y = to_float(d["x"]), torch.from_numpy(d["y"])
+    tr = torch.as_tensor(split["train"])
+    seed_everything(0, 1)
+    replay = new_model(d, model_spec)
+    train(replay, x[tr], y[tr], recipe, 0, CPU, stop_after=2)
+    assert all(torch.equal(v, recorded[k]) for k, v in replay.state_dict().items())
+    # and the surviving weights of the sparse model start from exactly these values (rewind)
+    mask = omp_mask(load_model(str(root / "original.safetensors"))[0], 0.95)
+    rewind(replay, recorded, mask)
+    for n, p in replay.named_parameters():
+        if n in mask:
+            assert torch.equal(p.detach()[mask[n]], recorded[n][mask[n]]) and (p.detach()[~mask[n]] == 0).all()

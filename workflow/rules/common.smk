@@ -57,6 +57,28 @@ THREADS = config["threads"]
 GPU = 1 if DEVICE == "cuda" else 0
 
 
+def model_spec(name):
+    """The architecture a model entry builds: a pruned variant ({base, prune}) builds its base's."""
+    m = config["models"][name]
+    return model_spec(m["base"]) if "prune" in m else m
+
+
+PRUNED_MODELS = [n for n, m in config["models"].items() if "prune" in m]
+DENSE_MODELS = [n for n in config["models"] if n not in PRUNED_MODELS]
+
+
+def pruning_mask(w):
+    """The pruning mask of a sparse original (pruned model variants only): unlearning and the
+    gold model keep its pruned weights at zero."""
+    if w["model"] not in PRUNED_MODELS:
+        return {}
+    return {"mask": run_path(os.path.join(MODEL_DIR, "original.mask.safetensors"), w)}
+
+
+def names_regex(names):
+    return "|".join(re.escape(n) for n in names) or "(?!)"
+
+
 @lru_cache(maxsize=None)
 def method_of(name):
     """The method object of a config instance (one per instance name, cached)."""

@@ -9,6 +9,7 @@ rule unlearn:
         unpack(method_views),
         unpack(method_artefacts),
         unpack(tuning_file),
+        unpack(pruning_mask),
         original=rules.train_original.output.ckpt,
         card=rules.make_forget_request.output.card,
     output:

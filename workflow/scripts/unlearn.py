@@ -11,7 +11,7 @@ def main(s):
     run_unlearn(original=s.input.original, card=s.input.card, views=views, artefacts=artefacts,
                 method_spec=tuned_spec(s.params.method, s.wildcards.method, s.input.get("tuned")), seed=int(s.wildcards.seed), device=s.params.device,
                 threads=s.params.threads, out_ckpt=s.output.ckpt, out_info=s.output.info, out_time=s.output.time,
-                protected=list(s.params.protected))
+                protected=list(s.params.protected), mask=s.input.get("mask"))
 
 
 script_main(main, snakemake)  # noqa: F821

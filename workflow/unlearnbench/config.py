@@ -81,6 +81,13 @@ def check_config(config: dict[str, Any]) -> None:
     from .models import list_models, model_arguments
 
     for name, m in config["models"].items():
+        if "prune" in m:
+            base = _need(config["models"], m["base"], "base model", f"models.{name}")
+            if "prune" in base:
+                raise UserError(f"models.{name}: the base of a pruned variant must be a dense model, not {m['base']!r}")
+            if set(m) - {"base", "prune"}:
+                raise UserError(f"models.{name}: a pruned variant takes only base and prune, not {sorted(set(m) - {'base', 'prune'})}")
+            continue
         if m["arch"] not in list_models():
             raise UserError(f"models.{name}: unknown arch {m['arch']!r}; available: {', '.join(list_models())}")
         bad = sorted(set(m) - {"arch"} - set(model_arguments(m["arch"])))

@@ -143,16 +143,21 @@ def save_checkpoint(path: str | os.PathLike, state_dict: dict, meta: dict[str, A
         save_file(tensors, str(tmp), metadata=header)
 
 
-def load_checkpoint(path: str | os.PathLike) -> tuple[dict, dict[str, Any]]:
-    """Load a checkpoint written by `save_checkpoint`. No code is executed while loading."""
+def load_checkpoint(path: str | os.PathLike, numpy: bool = False) -> tuple[dict, dict[str, Any]]:
+    """Load a checkpoint written by `save_checkpoint` (torch tensors, or NumPy arrays with
+    numpy=True, which needs no torch). No code is executed while loading."""
     from safetensors import safe_open
-    from safetensors.torch import load_file
+
+    if numpy:
+        from safetensors.numpy import load_file
+    else:
+        from safetensors.torch import load_file
 
     path = Path(path)
     if not path.exists():
         raise UserError(f"checkpoint {path} does not exist; build it with snakemake first")
     try:
-        with safe_open(str(path), framework="pt") as fh:
+        with safe_open(str(path), framework="np") as fh:
             header = fh.metadata() or {}
         tensors = load_file(str(path))
     except Exception as e:

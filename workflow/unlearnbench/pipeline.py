@@ -16,8 +16,9 @@ import numpy as np
 from .config import config_hash
 from .data import RequestData, make_forget_request, make_split, prepare_dataset, to_float, view_indices
 from .errors import UserError
-from .io import read_json, read_npz, save_checkpoint, write_csv_rows, write_json, write_npz
+from .io import read_json, read_npz, write_csv_rows, write_json, write_npz
 from .lazy import torch
+from .models.checkpoint import save_model
 
 
 # --------------------------------------------------------------------------- data
@@ -69,7 +70,7 @@ def load_view(path: str) -> tuple[Any, Any, bool]:
 # --------------------------------------------------------------------------- training
 def _train(data: str, split: str, request: str | None, dataset_spec: dict, model_spec: dict, recipe: dict,
            seed: int, device: str, threads: int, out_ckpt: str, out_log: str, out_info: str, out_time: str,
-           replica: int = 0) -> None:
+           replica: int = 0, mask: str | None = None) -> None:
     from .models.checkpoint import model_meta, new_model
     from .runtime import measure, resolve_device, seed_everything
     from .training import train
@@ -86,11 +87,20 @@ def _train(data: str, split: str, request: str | None, dataset_spec: dict, model
         val_idx = val_idx[~np.isin(rd_data["y"][val_idx], req["forget_classes"])]
     model = new_model(rd_data, model_spec)
     t_idx, v_idx = torch.as_tensor(train_idx), torch.as_tensor(val_idx)
+    extra = {}
     with measure(dev) as usage:
-        log = train(model, x[t_idx], y[t_idx], recipe, train_seed, dev, val=(x[v_idx], y[v_idx]), desc=kind)
-    meta = model_meta(rd_data, model_spec, kind=kind, seed=seed, replica=replica, recipe=recipe,
+        if mask is None:
+            log = train(model, x[t_idx], y[t_idx], recipe, train_seed, dev, val=(x[v_idx], y[v_idx]), desc=kind)
+        else:  # the sparse gold model: from scratch, the sparse original's mask enforced throughout
+            from .parts.pruning import apply_mask, load_mask, sparsity_of, train_with_mask
+
+            m, m_meta = load_mask(mask)
+            apply_mask(model, m)
+            log = train_with_mask(model, x[t_idx], y[t_idx], m, recipe, train_seed, dev, val=(x[v_idx], y[v_idx]), desc=kind)
+            extra = {"sparsity": sparsity_of(model, m), "pruning": m_meta.get("pruning")}
+    meta = model_meta(rd_data, model_spec, kind=kind, seed=seed, replica=replica, recipe=recipe, **extra,
                       config_hash=config_hash(dataset_spec, model_spec, recipe, seed, scenario))
-    save_checkpoint(out_ckpt, model.state_dict(), meta)
+    save_model(out_ckpt, model, meta)
     epoch_seconds = [row.pop("seconds") for row in log]
     write_csv_rows(out_log, log)
     write_json(out_info, {"kind": kind, "seed": seed, "replica": replica, "final": log[-1], "n_train": int(len(train_idx))})
@@ -104,16 +114,17 @@ def run_train_original(data: str, split: str, dataset_spec: dict, model_spec: di
 
 def run_train_retrain(data: str, split: str, request: str, dataset_spec: dict, model_spec: dict, recipe: dict,
                       seed: int, replica: int, device: str, threads: int, out_ckpt: str, out_log: str,
-                      out_info: str, out_time: str) -> None:
-    """The gold model: same recipe, fresh initialisation, retain set only."""
+                      out_info: str, out_time: str, mask: str | None = None) -> None:
+    """The gold model: same recipe, fresh initialisation, retain set only (and, for a sparse
+    original, the same pruning mask)."""
     _train(data, split, request, dataset_spec, model_spec, recipe, seed, device, threads, out_ckpt, out_log,
-           out_info, out_time, replica=replica)
+           out_info, out_time, replica=replica, mask=mask)
 
 
 # --------------------------------------------------------------------------- unlearning
 def run_unlearn(original: str, card: str, views: dict[str, str], artefacts: dict[str, Any], method_spec: dict,
                 seed: int, device: str, threads: int, out_ckpt: str, out_info: str, out_time: str,
-                protected: list[str] | None = None) -> None:
+                protected: list[str] | None = None, mask: str | None = None) -> None:
     """Apply one method instance to the original model. The job reads only the files given here:
     the method's declared data views and artefacts, the original model and the request card."""
     from .methods import Context, UnlearnData, create_method
@@ -146,13 +157,45 @@ def run_unlearn(original: str, card: str, views: dict[str, str], artefacts: dict
                   input_shape=(meta["in_channels"], meta["image_size"], meta["image_size"]))
     print(f"unlearning with {method.name} (access: {label}) {method.hp}", flush=True)
     allowed = [original, card, *views.values(), *[p for v in artefacts.values() for p in ([v] if isinstance(v, str) else v)]]
+    pruned = _load_pruning_mask(mask)
     with restrict_files(allowed, [out_ckpt, out_info, out_time], protected or []):
         with measure(dev) as usage:
-            model = method.unlearn(model, udata, ctx)
+            model = unlearn_keeping_mask(method, model, udata, ctx, pruned)
     meta = {**meta, "kind": "unlearned", "method": method_spec, "seed": seed}
-    save_checkpoint(out_ckpt, model.state_dict(), meta)
-    write_json(out_info, {"method": method.name, "hparams": method.hp, "access": label, "seed": seed, "info": ctx.info})
+    record = {"method": method.name, "hparams": method.hp, "access": label, "seed": seed, "info": ctx.info}
+    if pruned is not None:
+        from .parts.pruning import sparsity_of
+
+        record["sparsity"] = meta["sparsity"] = sparsity_of(model, pruned)
+    save_model(out_ckpt, model, meta)
+    write_json(out_info, record)
     write_json(out_time, usage.record())
+
+
+def _load_pruning_mask(path: str | None):
+    if path is None:
+        return None
+    from .parts.pruning import load_mask
+
+    return load_mask(path)[0]
+
+
+def unlearn_keeping_mask(method, model, data, ctx, mask=None):
+    """`method.unlearn`, with the pruned weights of a sparse original held at zero throughout (hooks
+    on gradients and forward passes, see parts/pruning.enforce_mask) and checked afterwards."""
+    if mask is None:
+        return method.unlearn(model, data, ctx)
+    from .parts.pruning import apply_mask, enforce_mask, mask_violations
+
+    mask = {k: v.to(ctx.device) for k, v in mask.items()}
+    with enforce_mask(model, mask):
+        out = method.unlearn(model, data, ctx)
+    if out is not model:  # a method that returned a new module (e.g. GKT's student) gets the mask too
+        apply_mask(out, mask)
+    bad = mask_violations(out, mask)
+    if bad:
+        raise UserError(f"method {method.name}: {bad} pruned weights became non-zero during unlearning")
+    return out
 
 
 def _all_retain_label(access) -> str:
@@ -179,17 +222,18 @@ def run_evaluate(outputs: str, retrain_outputs: str, data: str, split: str, requ
                  retrain: str, unlearn_info: str | None, access: str, seed: int, out_metrics: str, out_mia: str) -> None:
     """Accuracies, membership-inference attacks, divergences and weight distances of one run."""
     from .io import load_checkpoint
-    from .metrics.accuracy import compute_metrics, weight_distance
+    from .metrics.accuracy import compute_metrics, conv_sparsity, weight_distance
 
     rd = RequestData.load(data, split, request)
     logits, r_logits = read_npz(outputs)["logits"], read_npz(retrain_outputs)["logits"]
     metrics, flags = compute_metrics(logits, rd.y, rd.split, rd.request, rd.num_classes, r_logits, seed=seed)
-    state, meta = load_checkpoint(ckpt)
-    o_state, _ = load_checkpoint(original)
-    r_state, _ = load_checkpoint(retrain)
-    params = _parameter_names(meta, state)
+    state, meta = load_checkpoint(ckpt, numpy=True)
+    o_state, _ = load_checkpoint(original, numpy=True)
+    r_state, _ = load_checkpoint(retrain, numpy=True)
+    params = meta["parameters"]
     d_orig, d_retr = weight_distance(state, o_state, params), weight_distance(state, r_state, params)
     metrics["dist_original"], metrics["dist_retrain"] = d_orig["total"], d_retr["total"]
+    metrics["sparsity"] = conv_sparsity(state)
     hist = flags.pop("forget_pred_hist")
     write_npz(out_mia, **{k: v.astype(np.uint8) for k, v in flags.items()}, forget_index=rd.forget)
     if unlearn_info:
@@ -197,10 +241,3 @@ def run_evaluate(outputs: str, retrain_outputs: str, data: str, split: str, requ
     write_json(out_metrics, {"metrics": metrics, "access": access, "forget_pred_hist": hist,
                              "layer_dist_original": d_orig["layers"], "layer_dist_retrain": d_retr["layers"],
                              "n_forget": len(rd.forget), "n_retain": len(rd.retain)})
-
-
-def _parameter_names(meta: dict, state: dict) -> list[str]:
-    """Parameter (not buffer) names of a checkpoint's model, in state-dict order."""
-    from .models.checkpoint import model_from_meta
-
-    return [n for n, _ in model_from_meta(meta).named_parameters()]

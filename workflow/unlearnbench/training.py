@@ -68,12 +68,14 @@ def train(
     val: tuple[torch.Tensor, torch.Tensor] | None = None,
     desc: str = "train",
     on_batch: Callable[[nn.Module, int, torch.Tensor], None] | None = None,
+    stop_after: int | None = None,
 ) -> list[dict[str, float]]:
     """Train `model` in place; returns one log row per epoch.
 
     `on_batch(model, step, idx)` is called after every optimiser step with the batch's indices into
     `x`: the hook for artefacts recorded at training time (Amnesiac's per-batch update log, the
-    early-epoch state an OMP rewind needs).
+    early-epoch state an OMP rewind needs). `stop_after=k` stops after epoch k of the same schedule
+    (the state the full run has after k epochs: OMP's rewind point, re-derived exactly on the CPU).
     """
     recipe = {**DEFAULT_RECIPE, **recipe, "augment": {**DEFAULT_RECIPE["augment"], **recipe.get("augment", {})}}
     if len(y) == 0:
@@ -90,6 +92,8 @@ def train(
 
     bar = tqdm(range(epochs), desc=desc, file=sys.stderr, disable=None, mininterval=1.0)
     for epoch in bar:
+        if stop_after is not None and epoch >= stop_after:
+            break
         t0, tot_loss, correct = time.perf_counter(), 0.0, 0
         for i, idx in enumerate(iterate_batches(n, bs, gen)):
             for group in opt.param_groups:

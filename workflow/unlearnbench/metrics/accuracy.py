@@ -12,6 +12,7 @@ Names are explicit so each paper's table convention can be rendered from them:
   js_forget_pred   JS divergence (base 2) between the forget-set prediction histograms of this
                    model and of the retrained model
   dist_original / dist_retrain: L2 distance of all parameters to the original / retrained model
+  sparsity         fraction of zero conv weights (95 % for a pruned original and its unlearned models)
 """
 
 from __future__ import annotations
@@ -19,7 +20,6 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
-import torch
 
 from .mia import Shadow, all_attacks
 
@@ -52,13 +52,18 @@ def js_divergence(p: np.ndarray, q: np.ndarray) -> float:
     return 0.5 * kl(p, m) + 0.5 * kl(q, m)
 
 
-def weight_distance(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor], param_names: list[str]) -> dict[str, Any]:
+def weight_distance(a: dict[str, np.ndarray], b: dict[str, np.ndarray], param_names: list[str]) -> dict[str, Any]:
     """Per-layer and total L2 distance over parameters (BatchNorm buffers excluded)."""
-    layers = {}
-    for k in param_names:
-        layers[k] = float(torch.linalg.vector_norm((a[k].float() - b[k].float()).flatten()))
+    layers = {k: float(np.linalg.norm((a[k].astype(np.float64) - b[k].astype(np.float64)).ravel())) for k in param_names}
     total = float(np.sqrt(sum(v ** 2 for v in layers.values())))
     return {"total": total, "layers": layers}
+
+
+def conv_sparsity(state: dict[str, np.ndarray]) -> float:
+    """Fraction of exactly-zero entries among the conv weights (4-D parameters) of a model."""
+    conv = [v for v in state.values() if v.ndim == 4]
+    n = sum(v.size for v in conv)
+    return float(sum(int((v == 0).sum()) for v in conv) / n) if n else 0.0
 
 
 def compute_metrics(

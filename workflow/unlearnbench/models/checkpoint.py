@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import UserError
-from ..io import load_checkpoint
+from ..io import load_checkpoint, save_checkpoint
 from . import build_model
 
 
@@ -47,3 +47,9 @@ def load_model(path: str | Path, device: Any = "cpu") -> tuple[Any, dict]:
         raise UserError(f"checkpoint {path} does not fit model {meta['model_spec']['arch']!r}: "
                         f"{str(e).splitlines()[0]}") from None
     return model.to(device).eval(), meta
+
+
+def save_model(path: str | Path, model: Any, meta: dict[str, Any]) -> None:
+    """Save a model's state with its metadata; the parameter names (as opposed to buffers) are
+    recorded so that later stages compare weights without rebuilding the model."""
+    save_checkpoint(path, model.state_dict(), {**meta, "parameters": [n for n, _ in model.named_parameters()]})

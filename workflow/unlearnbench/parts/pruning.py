@@ -280,11 +280,12 @@ def _strip(log: list[dict]) -> list[dict]:
     return [{k: v for k, v in row.items() if k != "seconds"} for row in log]  # timings stay out of info
 
 
-def run_prune_original(data_path: str, split_path: str, original_ckpt: str, early_ckpt: str, dataset_spec: dict,
-                       model_spec: dict, recipe: dict, sparsity: float, seed: int, device: str, threads: int,
-                       out_ckpt: str, out_mask: str, out_info: str, out_time: str,
-                       include_linear: bool = False, lr_rewind: bool = False) -> None:
-    """Rule prune_original: OMP mask from the trained original, rewind to the early-epoch checkpoint,
+def run_prune_original(data: str, split: str, original: str, dataset_spec: dict, model_spec: dict, recipe: dict,
+                       prune: dict, seed: int, device: str, threads: int, out_ckpt: str, out_mask: str,
+                       out_info: str, out_time: str) -> None:
+    """Rule prune_original: OMP mask from the trained original, rewind to its state after
+    `rewind_epoch` epochs (re-derived by replaying the original's training for that many epochs:
+    same seed, same schedule, so on the CPU it is the original run's early state bit for bit),
     retrain on the training split with the mask enforced; writes the sparse model checkpoint (same
     format as every model checkpoint, meta + `sparsity`, `pruning`), the mask file, a deterministic
     info JSON and the timing sidecar."""
@@ -293,26 +294,28 @@ def run_prune_original(data_path: str, split_path: str, original_ckpt: str, earl
     from ..config import config_hash
     from ..data import to_float
     from ..io import read_json, read_npz, save_checkpoint, write_json
-    from ..models.checkpoint import load_model, model_meta, new_model
+    from ..models.checkpoint import load_model, model_meta, new_model, save_model
     from ..runtime import measure, resolve_device, seed_everything
-    from ..training import accuracy
+    from ..training import accuracy, train
 
-    seed_everything(seed, threads)
+    sparsity, epoch = float(prune["sparsity"]), int(prune.get("rewind_epoch", 2))
+    include_linear, lr_rewind = bool(prune.get("include_linear", False)), bool(prune.get("lr_rewind", False))
     dev = resolve_device(device)
-    data, split = read_npz(data_path), read_json(split_path)
-    original, o_meta = load_model(original_ckpt, dev)
-    early, e_meta = load_model(early_ckpt, dev)
-    for name, meta in ((original_ckpt, o_meta), (early_ckpt, e_meta)):
-        if meta["model_spec"] != model_spec:
-            raise UserError(f"{name} was trained with model {meta['model_spec']}, not {model_spec}; rebuild it")
-    x, y = to_float(data["x"]), torch.from_numpy(data["y"]).long()
-    tr, va = torch.as_tensor(np.asarray(split["train"])), torch.as_tensor(np.asarray(split["val"]))
+    data_d, split_d = read_npz(data), read_json(split)
+    orig, o_meta = load_model(original, dev)
+    if o_meta["model_spec"] != model_spec:
+        raise UserError(f"{original} was trained with model {o_meta['model_spec']}, not {model_spec}; rebuild it")
+    x, y = to_float(data_d["x"]), torch.from_numpy(data_d["y"]).long()
+    tr, va = torch.as_tensor(np.asarray(split_d["train"])), torch.as_tensor(np.asarray(split_d["val"]))
     val = (x[va], y[va])
-    epoch = e_meta.get("rewind_epoch", e_meta.get("epoch"))
     with measure(dev) as usage:
-        mask = omp_mask(original, sparsity, include_linear)
-        model = new_model(data, model_spec).to(dev)
-        rewind(model, early.state_dict(), mask)
+        seed_everything(seed, threads)  # as train_original: same initialisation, same batch order
+        model = new_model(data_d, model_spec).to(dev)
+        if epoch > 0:
+            train(model, x[tr], y[tr], recipe, seed, dev, desc=f"replay to epoch {epoch}", stop_after=epoch)
+        early = {k: v.detach().clone() for k, v in model.state_dict().items()}
+        mask = omp_mask(orig, sparsity, include_linear)
+        rewind(model, early, mask)
         acc_rewound = accuracy(model, *val, dev)
         run_recipe = rewound_recipe(recipe, epoch or 0) if lr_rewind else dict(recipe)
         log = train_with_mask(model, x[tr], y[tr], mask, run_recipe, seed, dev, val=val, desc="sparse")
@@ -320,12 +323,12 @@ def run_prune_original(data_path: str, split_path: str, original_ckpt: str, earl
     pruning = {"method": "omp", "scope": "conv+linear" if include_linear else "conv", "target_sparsity": float(sparsity),
                "n_masked": int(sum(m.numel() for m in mask.values())),
                "n_pruned": int(sum((~m).sum().item() for m in mask.values())), "rewind_epoch": epoch, "lr_rewind": bool(lr_rewind), "mask_file": str(out_mask).rsplit("/", 1)[-1]}
-    meta = model_meta(data, model_spec, kind="original", seed=seed, recipe=recipe, sparsity=actual, pruning=pruning,
+    meta = model_meta(data_d, model_spec, kind="original", seed=seed, recipe=recipe, sparsity=actual, pruning=pruning,
                       config_hash=config_hash(dataset_spec, model_spec, recipe, seed, None, {"omp": pruning}))
-    save_checkpoint(out_ckpt, model.state_dict(), meta)
+    save_model(out_ckpt, model, meta)
     save_mask(out_mask, mask, {"pruning": pruning, "original_config_hash": o_meta.get("config_hash")})
     info = {"kind": "sparse_original", "sparsity": actual, "pruning": pruning, "layer_sparsity": layer_sparsity(mask),
-            "val_acc_dense": accuracy(original, *val, dev), "val_acc_rewound": acc_rewound,
+            "val_acc_dense": accuracy(orig, *val, dev), "val_acc_rewound": acc_rewound,
             "val_acc_sparse": accuracy(model, *val, dev), "log": _strip(log), "n_train": int(len(tr))}
     write_json(out_info, info)
     write_json(out_time, usage.record())
