@@ -7,6 +7,7 @@ Names are explicit so each paper's table convention can be rendered from them:
   acc_test_forget  test accuracy on forgotten classes (NaN for random forgetting)
   acc_val          validation accuracy (retained classes)
   acc_val_forget   validation accuracy on forgotten classes (NaN for random forgetting; tuning)
+  acc_test_retain_classmean  unweighted mean of the retained classes' test accuracies (MuGAN's D_r)
   mia_svc_efficacy SalUn's MIA-efficacy: % of forget samples the SVC calls NON-member
   mia_entropy_lr, mia_prob_lr, mia_sm_*: % of forget samples called member
   js_forget_pred   JS divergence (base 2) between the forget-set prediction histograms of this
@@ -93,6 +94,8 @@ def compute_metrics(
         "acc_test_forget": accuracy(logits[test_f], y[test_f]) if fc else float("nan"),
         "acc_val": accuracy(logits[val_r], y[val_r]),
         "acc_val_forget": accuracy(logits[val_f], y[val_f]) if fc else float("nan"),
+        "acc_test_retain_classmean": float(np.mean([accuracy(logits[test_r[y[test_r] == c]], y[test_r[y[test_r] == c]])
+                                                    for c in np.unique(y[test_r])])) if len(test_r) else float("nan"),
     }
     p = softmax(logits.astype(np.float64))
     shadow = Shadow.sample(p[retain], y[retain], p[test_r], y[test_r], seed=seed)
