@@ -43,6 +43,9 @@ for _extra in sorted(glob.glob(os.path.join(workflow.basedir, "workflow", "paper
 
 
 
+check_extras()  # every rule file has registered its per-run extras by now
+
+
 rule all:
     # Default target: every study table of the config (all papers: about an hour on a laptop CPU).
     input:

@@ -94,11 +94,16 @@ def test_compute_metrics_on_a_class_forgetting_case():
     assert set(flags) >= {"svc", "entropy_lr", "prob_lr", "sm_confidence", "sm_entropy", "sm_mentropy", "forget_pred_hist"}
 
 
-def test_weight_distance():
-    a = {"w": torch.tensor([3.0, 0.0]), "b": torch.tensor([0.0]), "running_mean": torch.tensor([5.0])}
-    b = {"w": torch.tensor([0.0, 0.0]), "b": torch.tensor([4.0]), "running_mean": torch.tensor([0.0])}
-    d = weight_distance(a, b, ["w", "b"])
+def test_weight_distance_and_sparsity():
+    a = {"w": np.array([3.0, 0.0], np.float32), "b": np.array([0.0]), "running_mean": np.array([5.0])}
+    b = {"w": np.array([0.0, 0.0], np.float32), "b": np.array([4.0]), "running_mean": np.array([0.0])}
+    d = weight_distance(a, b, ["w", "b"])  # buffers (running_mean) are not parameters
     assert d["layers"] == {"w": 3.0, "b": 4.0} and d["total"] == pytest.approx(5.0)
+    from unlearnbench.metrics.accuracy import conv_sparsity
+
+    conv = np.ones((4, 2, 3, 3), np.float32)
+    conv[:3] = 0
+    assert conv_sparsity({"conv.weight": conv, "head.weight": np.zeros((2, 2))}) == 0.75  # only 4-D weights count
 
 
 def test_softmax_rows_sum_to_one():

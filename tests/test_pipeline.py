@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 
 from unlearnbench.errors import UserError
-from unlearnbench.pipeline import (run_data_view, run_make_forget_request, run_make_split, run_predict, run_prepare_dataset,
-                                   run_train_original, run_train_retrain, run_unlearn)
+from unlearnbench.pipeline import (run_data_view, run_evaluate, run_make_forget_request, run_make_split,
+                                   run_prepare_dataset, run_train_original, run_train_retrain, run_unlearn)
 
 DATASET = {"source": "digits", "image_size": 8, "channels": 1, "val_fraction": 0.1, "test_fraction": 0.2, "split_seed": 0}
 MODEL = {"arch": "smallcnn", "width": 8}
@@ -28,11 +28,19 @@ def prepared(tmp_path_factory):
 def _train(d, tag, seed=7, request=None):
     args = dict(data=str(d / "data.npz"), split=str(d / "split.json"), dataset_spec=DATASET, model_spec=MODEL,
                 recipe=RECIPE, seed=seed, device="cpu", threads=1, out_ckpt=str(d / f"{tag}.safetensors"),
-                out_log=str(d / f"{tag}.csv"), out_info=str(d / f"{tag}.json"), out_time=str(d / f"{tag}.time.json"))
+                out_log=str(d / f"{tag}.csv"), out_info=str(d / f"{tag}.json"), out_time=str(d / f"{tag}.time.json"),
+                out_outputs=str(d / f"{tag}_out.npz"))
     if request:
         run_train_retrain(request=str(request), replica=0, **args)
     else:
         run_train_original(**args)
+
+
+def _evaluate(d, ckpt, tag, device="cpu"):
+    run_evaluate(ckpt=str(ckpt), retrain_outputs=str(d / "a_out.npz"), data=str(d / "data.npz"), split=str(d / "split.json"),
+                 request=str(d / "req.json"), original=str(d / "a.safetensors"), retrain=str(d / "a.safetensors"),
+                 unlearn_info=str(d / "nope.json"), access="x", seed=0, device=device, threads=1,
+                 out_outputs=str(d / f"{tag}.npz"), out_metrics=str(d / f"{tag}.json"), out_mia=str(d / f"{tag}_mia.npz"))
 
 
 def _bytes(path):
@@ -43,7 +51,7 @@ def test_training_writes_byte_identical_files_on_cpu(prepared):
     d = prepared
     _train(d, "a")
     _train(d, "b")
-    for ext in (".safetensors", ".csv", ".json"):
+    for ext in (".safetensors", ".csv", ".json", "_out.npz"):
         assert _bytes(d / f"a{ext}") == _bytes(d / f"b{ext}"), ext
     t = json.loads((d / "a.time.json").read_text())
     assert t["seconds"] > 0 and len(t["epoch_seconds"]) == RECIPE["epochs"] and t["torch_threads"] == 1
@@ -59,8 +67,6 @@ def test_retrain_never_learns_the_forget_class(prepared):
     data = np.load(d / "data.npz")
     assert not np.isin(data["y"][req["retain"]], [1]).any()
     assert json.loads((d / "r.json").read_text())["n_train"] == len(req["retain"])
-    for tag in ("orig", "r"):
-        run_predict(str(d / f"{tag}.safetensors"), str(d / "data.npz"), "cpu", 1, str(d / f"{tag}_out.npz"))
     test = np.asarray(json.loads((d / "split.json").read_text())["test"])
     test1 = test[data["y"][test] == 1]
     acc = {t: (np.load(d / f"{t}_out.npz")["logits"][test1].argmax(1) == 1).mean() * 100 for t in ("orig", "r")}
@@ -103,7 +109,7 @@ def test_corrupt_checkpoint_fails_cleanly_and_writes_nothing(prepared):
     bad = d / "bad.safetensors"
     bad.write_bytes(b"not a checkpoint")
     with pytest.raises(UserError, match="corrupt"):
-        run_predict(str(bad), str(d / "data.npz"), "cpu", 1, str(d / "out.npz"))
+        _evaluate(d, bad, "out")
     with pytest.raises(UserError, match="corrupt"):
         run_unlearn(original=str(bad), card=str(d / "card.json"), views={"retain": str(d / "v_retain.npz")},
                     artefacts={}, method_spec={"method": "finetune"}, seed=0, device="cpu", threads=1,
@@ -117,5 +123,4 @@ def test_cuda_request_without_gpu_is_a_clear_error(prepared):
     if torch.cuda.is_available():
         pytest.skip("a GPU is visible")
     with pytest.raises(UserError, match="no CUDA GPU"):
-        _train(prepared, "g", seed=0) if False else run_predict(str(prepared / "a.safetensors"), str(prepared / "data.npz"),
-                                                                 "cuda", 1, str(prepared / "g.npz"))
+        _evaluate(prepared, prepared / "a.safetensors", "g", device="cuda")

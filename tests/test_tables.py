@@ -67,7 +67,7 @@ def test_attack_at_chance_renders_na_and_leaves_the_average_gap():
     assert t.loc[("m", "avg_gap"), "mean"] == pytest.approx(50 / 3)
     wide, notes = display_frame(tidy, None, ["acc_forget", "mia_svc_efficacy"])
     assert wide.set_index("Method").loc["m", "MIA-eff."] == "n/a†" and any("attack at chance" in n for n in notes)
-    assert "acc 0.50" in wide.set_index("Method").loc["retrain", "MIA-eff."]
+    assert "signal 0.50" in wide.set_index("Method").loc["retrain", "MIA-eff."]
 
 
 def test_censored_relearn_times_render_as_bounds_and_na():

@@ -48,6 +48,8 @@ wildcard_constraints:
     paper="|".join(re.escape(p) for p in config.get("papers", {})) or "(?!)",
     tuning="|".join(re.escape(t) for t in config.get("tuning", {})) or "(?!)",
     view=r"[\w.-]+",
+    k=r"\d+",
+    lseed=r"\d+",
     key=r"[0-9a-f]{10}",
     replica=r"(-r[1-9]\d*)?",
 
@@ -112,6 +114,18 @@ def checkpoint_of(w):
     return run_path(os.path.join(RUN_DIR, "model.safetensors"), w)
 
 
+def outputs_of(w):
+    """The logits file of a run: reference rows read their model's outputs (written by training)."""
+    ckpt = checkpoint_of(w)
+    if method_of(w["method"]).kind == "reference":
+        return ckpt.replace(".safetensors", ".outputs.npz")
+    return run_path(os.path.join(RUN_DIR, "outputs.npz"), w)
+
+
+REFERENCE_INSTANCES = [n for n in config["methods"] if method_of(n).kind == "reference"]
+METHOD_INSTANCES = [n for n in config["methods"] if n not in REFERENCE_INSTANCES]
+
+
 def retrain_method(w):
     """The instance whose outputs a run is compared with: a replica-0 retrain. Every replica-0
     retrain instance denotes the same checkpoint (retrain has no other hyperparameter), so any of
@@ -174,26 +188,27 @@ def timing_files(paths):
     return [os.path.splitext(p)[0] + ".time.json" for p in paths]
 
 
-def artefact_times(w):
-    """Timing sidecars of everything a run's method consumed besides the original model."""
+def run_cost_files(w):
+    """{own, artefacts, retrain}: the timing sidecars a run's cost is summed from (its own step,
+    every artefact it consumed, and the gold model's training for the speed-up)."""
     m = method_of(w["method"])
-    if m.kind == "reference":
-        return []
-    return [t for paths in method_artefacts(w).values() for t in timing_files(paths)]
-
-
-def unlearn_time(w):
-    """The timing sidecar of the run's own step: unlearning, or retrain's training (none for original)."""
-    m = method_of(w["method"])
-    if m.name == "original":
-        return []
-    return timing_files(checkpoint_of(w))
+    own = [] if m.name == "original" else timing_files(checkpoint_of(w))
+    arts = [] if m.kind == "reference" else [t for paths in method_artefacts(w).values() for t in timing_files(paths)]
+    return {"own": own, "artefacts": arts, "retrain": timing_files(retrain_ckpt(w))}
 
 
 # ----------------------------------------------------------------------------- per-run metric files
 # RUN_EXTRAS[name] = path pattern (RUN_DIR wildcards) of an extra per-run metric file a study asks
 # for with `extras: [name]`; the file holds {"metrics": {...}}.
 RUN_EXTRAS = {}
+
+
+def check_extras():
+    """Start-up check, once every rule file has registered its extras."""
+    for study, s in config["studies"].items():
+        for e in s.get("extras", []):
+            if e not in RUN_EXTRAS:
+                raise SystemExit(f"config error: studies.{study}.extras: unknown extra {e!r}; known: {', '.join(sorted(RUN_EXTRAS))}")
 
 
 def run_files(study, run):
@@ -206,8 +221,7 @@ def study_run_records(study):
     for r in study_runs(config, study):
         m = method_of(r["method"])
         recs.append({**r, "method_name": m.name, "replica": m.hp.get("replica", 0), "access": m.access().label,
-                     "files": run_files(study, r),
-                     "cost": run_path(os.path.join(RUN_DIR, "cost.json"), r)})
+                     "files": run_files(study, r), "cost_files": run_cost_files(r)})
     return recs
 
 
@@ -218,7 +232,9 @@ def _figure_file(read, run):
     if read in ("data", "split", "request"):
         name = {"data": "data.npz", "split": "split.json", "request": os.path.join("forget", "{scenario}.json")}[read]
         return run_path(os.path.join(DATA_DIR, name), run)
-    return run_path(os.path.join(RUN_DIR, {"metrics": "metrics.json", "outputs": "outputs.npz"}[read]), run)
+    if read == "outputs":
+        return outputs_of(run)
+    return run_path(os.path.join(RUN_DIR, "metrics.json"), run)
 
 
 @lru_cache(maxsize=None)

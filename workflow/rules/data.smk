@@ -23,6 +23,7 @@ rule make_split:
         split=os.path.join(DATA_DIR, "split.json"),
     params:
         spec=lambda w: config["datasets"][w.dataset],
+    localrule: True
     log:
         os.path.join(R, "logs", "make_split", "{dataset}.log"),
     conda:
@@ -40,6 +41,7 @@ rule make_forget_request:
         card=os.path.join(DATA_DIR, "forget", "{scenario}.card.json"),
     params:
         scenario=lambda w: config["scenarios"][w.scenario],
+    localrule: True
     log:
         os.path.join(R, "logs", "make_forget_request", "{dataset}", "{scenario}.log"),
     conda:
@@ -57,6 +59,7 @@ rule data_view:
         request=rules.make_forget_request.output.request,
     output:
         view=os.path.join(DATA_DIR, "access", "{scenario}", "{view}.npz"),
+    localrule: True
     log:
         os.path.join(R, "logs", "data_view", "{dataset}", "{scenario}", "{view}.log"),
     conda:

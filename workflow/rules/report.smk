@@ -6,18 +6,21 @@
 rule report_study:
     input:
         metrics=lambda w: [f for r in study_run_records(w.study) for f in r["files"]],
-        cost=lambda w: [r["cost"] for r in study_run_records(w.study)],
+        cost=lambda w: sorted({f for r in study_run_records(w.study) for fs in r["cost_files"].values() for f in fs}),
     output:
-        csv=os.path.join(R, "tables", "{study}.csv"),
-        cost=os.path.join(R, "tables", "{study}.cost.csv"),
+        csv=report(os.path.join(R, "tables", "{study}.csv"), category="Tables", subcategory="{study}", labels={"file": "tidy table"}),
+        cost=report(os.path.join(R, "tables", "{study}.cost.csv"), category="Tables", subcategory="{study}",
+                    labels={"file": "timings"}),
         md=os.path.join(R, "tables", "{study}.md"),
         tex=os.path.join(R, "tables", "{study}.tex"),
-        png=os.path.join(R, "figures", "{study}.png"),
+        png=report(os.path.join(R, "figures", "{study}.png"), category="Tables", subcategory="{study}",
+                   labels={"file": "gap to retrain"}),
     params:
         name=lambda w: w.study,
         study=lambda w: config["studies"][w.study],
         runs=lambda w: study_run_records(w.study),
         datasets=config["datasets"],
+    localrule: True
     log:
         os.path.join(R, "logs", "report_study", "{study}.log"),
     conda:
@@ -30,7 +33,7 @@ rule report_figure:
     input:
         lambda w: figure_inputs(w.figure)["files"],
     output:
-        png=os.path.join(R, "figures", "{figure}.png"),
+        png=report(os.path.join(R, "figures", "{figure}.png"), category="Figures", labels={"figure": "{figure}"}),
         data=os.path.join(R, "figures", "{figure}.csv"),
     params:
         spec=lambda w: config["figures"][w.figure],
@@ -56,6 +59,7 @@ rule report_paper:
     params:
         name=lambda w: w.paper,
         paper=lambda w: config["papers"][w.paper],
+    localrule: True
     log:
         os.path.join(R, "logs", "report_paper", "{paper}.log"),
     conda:

@@ -12,6 +12,7 @@ rule train_original:
         log=os.path.join(MODEL_DIR, "original.log.csv"),
         info=os.path.join(MODEL_DIR, "original.json"),
         time=os.path.join(MODEL_DIR, "original.time.json"),
+        outputs=os.path.join(MODEL_DIR, "original.outputs.npz"),
     wildcard_constraints:
         model=names_regex(DENSE_MODELS),
     params:
@@ -44,6 +45,7 @@ rule prune_original:
         mask=os.path.join(MODEL_DIR, "original.mask.safetensors"),
         info=os.path.join(MODEL_DIR, "original.json"),
         time=os.path.join(MODEL_DIR, "original.time.json"),
+        outputs=os.path.join(MODEL_DIR, "original.outputs.npz"),
     wildcard_constraints:
         model=names_regex(PRUNED_MODELS),
     params:
@@ -75,6 +77,7 @@ rule train_retrain:
         log=os.path.join(MODEL_DIR, "retrain{replica}_{scenario}.log.csv"),
         info=os.path.join(MODEL_DIR, "retrain{replica}_{scenario}.json"),
         time=os.path.join(MODEL_DIR, "retrain{replica}_{scenario}.time.json"),
+        outputs=os.path.join(MODEL_DIR, "retrain{replica}_{scenario}.outputs.npz"),
     params:
         dataset=lambda w: config["datasets"][w.dataset],
         model=lambda w: model_spec(w.model),

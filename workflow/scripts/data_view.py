@@ -1,4 +1,8 @@
 """Rule data_view: one data set a method may read (forget, retain, val, a retain subset)."""
+import sys
+
+sys.path.insert(0, snakemake.scriptdir + "/..")  # noqa: F821  the library, in any environment (venv, conda, cluster)
+
 from unlearnbench.cli import script_main
 from unlearnbench.pipeline import run_data_view
 

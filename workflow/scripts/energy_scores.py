@@ -1,4 +1,8 @@
 """Rule energy_scores: mean -HFE on the forget, retain and retained-class test samples of a run."""
+import sys
+
+sys.path.insert(0, snakemake.scriptdir + "/..")  # noqa: F821  the library, in any environment (venv, conda, cluster)
+
 from unlearnbench.cli import script_main
 from unlearnbench.metrics.energy import run_energy_scores
 

@@ -1,14 +1,18 @@
-"""Rule evaluate: accuracies, membership-inference attacks, divergences and weight distances."""
+"""Rule evaluate: an unlearned run's logits, then its accuracies, MIAs, divergences and distances."""
+import sys
+
+sys.path.insert(0, snakemake.scriptdir + "/..")  # noqa: F821  the library, in any environment (venv, conda, cluster)
+
 from unlearnbench.cli import script_main
 from unlearnbench.pipeline import run_evaluate
 
 
 def main(s):
-    info = list(s.input.info)  # empty for reference rows
-    run_evaluate(outputs=s.input.outputs, retrain_outputs=s.input.retrain_outputs, data=s.input.data,
-                 split=s.input.split, request=s.input.request, ckpt=s.input.ckpt, original=s.input.original,
-                 retrain=s.input.retrain, unlearn_info=info[0] if info else None, access=s.params.access,
-                 seed=int(s.wildcards.seed), out_metrics=s.output.metrics, out_mia=s.output.mia)
+    run_evaluate(ckpt=s.input.ckpt, retrain_outputs=s.input.retrain_outputs, data=s.input.data, split=s.input.split,
+                 request=s.input.request, original=s.input.original, retrain=s.input.retrain,
+                 unlearn_info=s.input.info, access=s.params.access, seed=int(s.wildcards.seed),
+                 device=s.params.device, threads=s.params.threads, out_outputs=s.output.outputs,
+                 out_metrics=s.output.metrics, out_mia=s.output.mia)
 
 
 script_main(main, snakemake)  # noqa: F821

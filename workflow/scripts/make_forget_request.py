@@ -1,4 +1,8 @@
 """Rule make_forget_request: forget/retain indices and the request card of one scenario."""
+import sys
+
+sys.path.insert(0, snakemake.scriptdir + "/..")  # noqa: F821  the library, in any environment (venv, conda, cluster)
+
 from unlearnbench.cli import script_main
 from unlearnbench.pipeline import run_make_forget_request
 

@@ -1,4 +1,8 @@
 """Rule make_mask: CLUE's first saliency mask from the original model and the forget set."""
+import sys
+
+sys.path.insert(0, snakemake.scriptdir + "/..")  # noqa: F821  the library, in any environment (venv, conda, cluster)
+
 from unlearnbench.cli import script_main
 from unlearnbench.methods.clue import run_make_mask
 

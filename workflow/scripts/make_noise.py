@@ -1,4 +1,8 @@
 """Rule make_noise: UNSIR's error-maximising noise of one class for one original model."""
+import sys
+
+sys.path.insert(0, snakemake.scriptdir + "/..")  # noqa: F821  the library, in any environment (venv, conda, cluster)
+
 from unlearnbench.cli import script_main
 from unlearnbench.methods.unsir import run_make_noise
 

@@ -1,4 +1,8 @@
 """Rule make_split: seeded, stratified train/val/test indices."""
+import sys
+
+sys.path.insert(0, snakemake.scriptdir + "/..")  # noqa: F821  the library, in any environment (venv, conda, cluster)
+
 from unlearnbench.cli import script_main
 from unlearnbench.pipeline import run_make_split
 

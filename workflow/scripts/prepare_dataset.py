@@ -1,4 +1,8 @@
 """Rule prepare_dataset: convert a dataset source into the canonical uint8 archive."""
+import sys
+
+sys.path.insert(0, snakemake.scriptdir + "/..")  # noqa: F821  the library, in any environment (venv, conda, cluster)
+
 from unlearnbench.cli import script_main
 from unlearnbench.pipeline import run_prepare_dataset
 

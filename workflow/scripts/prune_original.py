@@ -1,4 +1,8 @@
 """Rule prune_original: a 95 %-sparse (OMP) variant of the original model, and its mask."""
+import sys
+
+sys.path.insert(0, snakemake.scriptdir + "/..")  # noqa: F821  the library, in any environment (venv, conda, cluster)
+
 from unlearnbench.cli import script_main
 from unlearnbench.parts.pruning import run_prune_original
 
@@ -8,7 +12,7 @@ def main(s):
                        dataset_spec=s.params.dataset, model_spec=s.params.model, recipe=s.params.recipe,
                        prune=dict(s.params.prune), seed=int(s.wildcards.seed), device=s.params.device,
                        threads=s.params.threads, out_ckpt=s.output.ckpt, out_mask=s.output.mask,
-                       out_info=s.output.info, out_time=s.output.time)
+                       out_info=s.output.info, out_time=s.output.time, out_outputs=s.output.outputs)
 
 
 script_main(main, snakemake)  # noqa: F821

@@ -1,4 +1,8 @@
 """Rule relearn_measure: relearn time of one run's model (both definitions), on a copy."""
+import sys
+
+sys.path.insert(0, snakemake.scriptdir + "/..")  # noqa: F821  the library, in any environment (venv, conda, cluster)
+
 from unlearnbench.cli import script_main
 from unlearnbench.metrics.relearn import run_relearn_measure
 

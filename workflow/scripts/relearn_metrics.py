@@ -1,4 +1,8 @@
 """Rule relearn_metrics: relearn time of a run and its AIN against the retrained model's."""
+import sys
+
+sys.path.insert(0, snakemake.scriptdir + "/..")  # noqa: F821  the library, in any environment (venv, conda, cluster)
+
 from unlearnbench.cli import script_main
 from unlearnbench.metrics.cost import run_relearn_metrics
 

@@ -1,4 +1,8 @@
 """Rule report_figure: one figure of the `figures:` group and its data."""
+import sys
+
+sys.path.insert(0, snakemake.scriptdir + "/..")  # noqa: F821  the library, in any environment (venv, conda, cluster)
+
 from unlearnbench.cli import script_main
 from unlearnbench.report.figures import run_report_figure
 

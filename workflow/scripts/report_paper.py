@@ -1,4 +1,8 @@
 """Rule report_paper: a paper's index page (its tables embedded, its figures linked)."""
+import sys
+
+sys.path.insert(0, snakemake.scriptdir + "/..")  # noqa: F821  the library, in any environment (venv, conda, cluster)
+
 from unlearnbench.cli import script_main
 from unlearnbench.report.paper import run_report_paper
 

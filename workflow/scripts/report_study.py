@@ -1,4 +1,8 @@
 """Rule report_study: one study's tidy CSV, cost CSV, Markdown and LaTeX tables and gap figure."""
+import sys
+
+sys.path.insert(0, snakemake.scriptdir + "/..")  # noqa: F821  the library, in any environment (venv, conda, cluster)
+
 from unlearnbench.cli import script_main
 from unlearnbench.report.study import write_study_report
 

@@ -1,4 +1,8 @@
 """Rule train_original: the original model on the full training split."""
+import sys
+
+sys.path.insert(0, snakemake.scriptdir + "/..")  # noqa: F821  the library, in any environment (venv, conda, cluster)
+
 from unlearnbench.cli import script_main
 from unlearnbench.pipeline import run_train_original
 
@@ -7,7 +11,7 @@ def main(s):
     run_train_original(data=s.input.data, split=s.input.split, dataset_spec=s.params.dataset, model_spec=s.params.model,
                        recipe=s.params.recipe, seed=int(s.wildcards.seed), device=s.params.device,
                        threads=s.params.threads, out_ckpt=s.output.ckpt, out_log=s.output.log,
-                       out_info=s.output.info, out_time=s.output.time)
+                       out_info=s.output.info, out_time=s.output.time, out_outputs=s.output.outputs)
 
 
 script_main(main, snakemake)  # noqa: F821

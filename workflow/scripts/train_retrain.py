@@ -1,4 +1,8 @@
 """Rule train_retrain: the retrained gold model (retain set only; replica r: an independent one)."""
+import sys
+
+sys.path.insert(0, snakemake.scriptdir + "/..")  # noqa: F821  the library, in any environment (venv, conda, cluster)
+
 from unlearnbench.cli import script_main
 from unlearnbench.pipeline import run_train_retrain
 
@@ -7,7 +11,7 @@ def main(s):
     run_train_retrain(data=s.input.data, split=s.input.split, request=s.input.request, dataset_spec=s.params.dataset,
                       model_spec=s.params.model, recipe=s.params.recipe, seed=int(s.wildcards.seed),
                       replica=s.params.replica, device=s.params.device, threads=s.params.threads,
-                      out_ckpt=s.output.ckpt, out_log=s.output.log, out_info=s.output.info, out_time=s.output.time,
+                      out_ckpt=s.output.ckpt, out_log=s.output.log, out_info=s.output.info, out_time=s.output.time, out_outputs=s.output.outputs,
                       mask=s.input.get("mask"))
 
 

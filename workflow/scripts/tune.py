@@ -1,4 +1,8 @@
 """Rule tune: choose each method's hyperparameters on the tuning cell (validation data only)."""
+import sys
+
+sys.path.insert(0, snakemake.scriptdir + "/..")  # noqa: F821  the library, in any environment (venv, conda, cluster)
+
 from unlearnbench.cli import script_main
 from unlearnbench.metrics.tuning import run_tune
 

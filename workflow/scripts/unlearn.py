@@ -1,4 +1,8 @@
 """Rule unlearn: apply one method instance to the original model, given only its declared inputs."""
+import sys
+
+sys.path.insert(0, snakemake.scriptdir + "/..")  # noqa: F821  the library, in any environment (venv, conda, cluster)
+
 from unlearnbench.cli import script_main
 from unlearnbench.metrics.tuning import tuned_spec
 from unlearnbench.pipeline import run_unlearn

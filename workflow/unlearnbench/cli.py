@@ -10,6 +10,16 @@ from typing import Any, Callable
 from .errors import UserError
 
 
+def _provenance(smk: Any) -> None:
+    """The job's provenance sidecar (see provenance.py); a failure to write it never fails the job."""
+    from .provenance import write_job_provenance
+
+    try:
+        write_job_provenance(smk)
+    except OSError as e:
+        print(f"warning: no provenance sidecar written ({e})")
+
+
 def script_main(fn: Callable[[Any], None], smk: Any) -> None:
     """Run fn(snakemake) with stdout/stderr going to the rule's log; exit 1 with one line on bad input."""
     log = str(smk.log[0]) if len(smk.log) else None
@@ -19,8 +29,10 @@ def script_main(fn: Callable[[Any], None], smk: Any) -> None:
         if fh:
             with redirect_stdout(fh), redirect_stderr(fh):
                 fn(smk)
+                _provenance(smk)
         else:
             fn(smk)
+            _provenance(smk)
     except UserError as e:
         msg = f"error in rule {smk.rule}: {e}"
         if fh:

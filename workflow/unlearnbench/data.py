@@ -101,8 +101,12 @@ def _load_imagefolder(root: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray, l
             for f in sorted((folder / c).glob("*")):
                 if f.suffix.lower() not in exts:
                     continue
-                with Image.open(f) as im:
-                    xs.append(np.asarray(im.convert("RGB").resize((64, 64)), dtype=np.uint8).transpose(2, 0, 1))
+                try:
+                    with Image.open(f) as im:
+                        xs.append(np.asarray(im.convert("RGB").resize((64, 64)), dtype=np.uint8).transpose(2, 0, 1))
+                except (OSError, ValueError) as e:  # PIL's UnidentifiedImageError is an OSError
+                    raise UserError(f"ImageFolder file {f} is not a readable image ({type(e).__name__}); "
+                                    "remove it or replace it") from None
                 ys.append(ci)
                 ts.append(is_test)
     if not xs:
@@ -190,6 +194,79 @@ def make_forget_request(y: np.ndarray, split: dict[str, np.ndarray], scenario: d
     return {"type": kind, "forget_classes": classes, "forget": np.sort(forget), "retain": np.sort(retain)}
 
 
+# --------------------------------------------------------------------------- checks of the files
+ARCHIVE_KEYS = ("x", "y", "is_test", "mean", "std", "class_names")
+
+
+def read_archive(path) -> dict[str, np.ndarray]:
+    """The canonical dataset archive, checked: keys, dtypes and matching lengths."""
+    from .io import read_npz
+
+    d = read_npz(path)
+    fix = "delete it and rerun rule prepare_dataset"
+    missing = [k for k in ARCHIVE_KEYS if k not in d]
+    if missing:
+        raise UserError(f"{path} is not a dataset archive (missing {', '.join(missing)}); {fix}")
+    if d["x"].dtype != np.uint8 or d["x"].ndim != 4 or d["y"].ndim != 1 or len(d["x"]) != len(d["y"]) \
+            or len(d["is_test"]) != len(d["y"]) or len(d["mean"]) != d["x"].shape[1]:
+        raise UserError(f"{path} has inconsistent arrays (x {d['x'].dtype}{list(d['x'].shape)}, y {list(d['y'].shape)}); {fix}")
+    if len(d["y"]) and (d["y"].min() < 0 or d["y"].max() >= len(d["class_names"])):
+        raise UserError(f"{path} has labels outside 0..{len(d['class_names']) - 1}; {fix}")
+    return d
+
+
+def _index_list(values, name: str, n: int, path) -> np.ndarray:
+    try:
+        idx = np.asarray(values, dtype=np.int64)
+    except (TypeError, ValueError):
+        raise UserError(f"{path}: {name} must be a list of integer indices; delete it and rerun") from None
+    if idx.ndim != 1:
+        raise UserError(f"{path}: {name} must be a flat list of indices; delete it and rerun")
+    if len(idx) and (idx.min() < 0 or idx.max() >= n):
+        bad = idx[(idx < 0) | (idx >= n)][0]
+        raise UserError(f"{path}: {name} holds index {bad}, outside the archive's 0..{n - 1}; delete it and rerun")
+    if len(np.unique(idx)) != len(idx):
+        dup = idx[np.flatnonzero(np.diff(np.sort(idx)) == 0)[0]]
+        raise UserError(f"{path}: {name} holds index {dup} twice; delete it and rerun")
+    return idx
+
+
+def check_split(split: dict, n: int, path) -> None:
+    """train/val/test: in-range, duplicate-free, pairwise disjoint index lists."""
+    parts = {}
+    for k in ("train", "val", "test"):
+        if k not in split:
+            raise UserError(f"{path} is not a split file (no {k!r}); delete it and rerun rule make_split")
+        parts[k] = _index_list(split[k], k, n, path)
+    for a, b in (("train", "val"), ("train", "test"), ("val", "test")):
+        both = np.intersect1d(parts[a], parts[b])
+        if len(both):
+            raise UserError(f"{path}: index {both[0]} is in both {a} and {b}; delete it and rerun rule make_split")
+
+
+def check_request(req: dict, split: dict, y: np.ndarray, path) -> None:
+    """forget/retain: in-range, duplicate-free, disjoint, together exactly the training split, and
+    (class requests) forget = the training samples of the forget classes."""
+    for k in ("type", "forget_classes", "forget", "retain"):
+        if k not in req:
+            raise UserError(f"{path} is not a forget request (no {k!r}); delete it and rerun rule make_forget_request")
+    forget, retain = _index_list(req["forget"], "forget", len(y), path), _index_list(req["retain"], "retain", len(y), path)
+    both = np.intersect1d(forget, retain)
+    if len(both):
+        raise UserError(f"{path}: sample {both[0]} is in both the forget and the retain set; delete it and rerun "
+                        "rule make_forget_request")
+    train = np.asarray(split["train"], dtype=np.int64)
+    if not np.array_equal(np.sort(np.concatenate([forget, retain])), np.sort(train)):
+        raise UserError(f"{path}: forget and retain do not cover exactly the training split (stale request?); "
+                        "delete it and rerun rule make_forget_request")
+    if len(forget) == 0:
+        raise UserError(f"{path}: the forget set is empty; check the scenario")
+    if req["type"] == "class" and not (np.isin(y[forget], req["forget_classes"]).all()
+                                       and not np.isin(y[retain], req["forget_classes"]).any()):
+        raise UserError(f"{path}: the forget set is not exactly the training samples of classes {req['forget_classes']}; "
+                        "delete it and rerun rule make_forget_request")
+
+
 # --------------------------------------------------------------------------- loading and views
 def to_float(x_uint8: np.ndarray) -> torch.Tensor:
     return torch.from_numpy(np.ascontiguousarray(x_uint8)).float().div_(255.0)
@@ -204,9 +281,15 @@ class RequestData:
 
     @classmethod
     def load(cls, data_path, split_path, request_path) -> "RequestData":
-        from .io import read_json, read_npz
+        """Load and check the three files (one UserError line naming the bad file on any problem)."""
+        from .io import read_json
 
-        return cls(read_npz(data_path), read_json(split_path), read_json(request_path))
+        data = read_archive(data_path)
+        split = read_json(split_path)
+        check_split(split, len(data["y"]), split_path)
+        request = read_json(request_path)
+        check_request(request, split, data["y"], request_path)
+        return cls(data, split, request)
 
     @property
     def y(self) -> np.ndarray:

@@ -30,7 +30,9 @@ def run_prepare_dataset(spec: dict, data_root: str, allow_download: bool, out_da
 
 
 def run_make_split(data: str, spec: dict, out_split: str) -> None:
-    d = read_npz(data)
+    from .data import read_archive
+
+    d = read_archive(data)
     split = make_split(d["y"], d["is_test"], spec["val_fraction"], spec["test_fraction"], spec["split_seed"])
     write_json(out_split, {k: v.tolist() for k, v in split.items()})
     print("split sizes: " + ", ".join(f"{k}={len(v)}" for k, v in split.items()))
@@ -39,9 +41,13 @@ def run_make_split(data: str, spec: dict, out_split: str) -> None:
 def run_make_forget_request(data: str, split: str, scenario: dict, out_request: str, out_card: str) -> None:
     """The forget/retain indices, and the request card: what every method is told (type, classes,
     sizes), without any index."""
-    d = read_npz(data)
+    from .data import check_split, read_archive
+
+    d = read_archive(data)
     num_classes = len(d["class_names"])
-    req = make_forget_request(d["y"], read_json(split), scenario, num_classes=num_classes)
+    split_d = read_json(split)
+    check_split(split_d, len(d["y"]), split)
+    req = make_forget_request(d["y"], split_d, scenario, num_classes=num_classes)
     write_json(out_request, {**req, "forget": req["forget"].tolist(), "retain": req["retain"].tolist(), "scenario": scenario})
     write_json(out_card, {"type": req["type"], "forget_classes": req["forget_classes"], "num_classes": num_classes,
                           "n_forget": len(req["forget"]), "n_retain": len(req["retain"]), "scenario": scenario})
@@ -70,7 +76,7 @@ def load_view(path: str) -> tuple[Any, Any, bool]:
 # --------------------------------------------------------------------------- training
 def _train(data: str, split: str, request: str | None, dataset_spec: dict, model_spec: dict, recipe: dict,
            seed: int, device: str, threads: int, out_ckpt: str, out_log: str, out_info: str, out_time: str,
-           replica: int = 0, mask: str | None = None) -> None:
+           out_outputs: str, replica: int = 0, mask: str | None = None) -> None:
     from .models.checkpoint import model_meta, new_model
     from .runtime import measure, resolve_device, seed_everything
     from .training import train
@@ -78,11 +84,15 @@ def _train(data: str, split: str, request: str | None, dataset_spec: dict, model
     train_seed = seed + 1000 * replica  # an independent retrain: other init and batch order
     seed_everything(train_seed, threads)
     dev = resolve_device(device)
-    rd_data, split_d = read_npz(data), read_json(split)
+    from .data import check_request, check_split, read_archive
+
+    rd_data, split_d = read_archive(data), read_json(split)
+    check_split(split_d, len(rd_data["y"]), split)
     x, y = to_float(rd_data["x"]), torch.from_numpy(rd_data["y"])
     train_idx, val_idx, kind, scenario = np.asarray(split_d["train"]), np.asarray(split_d["val"]), "original", None
     if request is not None:
         req = read_json(request)
+        check_request(req, split_d, rd_data["y"], request)
         train_idx, kind, scenario = np.asarray(req["retain"]), "retrain", req["scenario"]
         val_idx = val_idx[~np.isin(rd_data["y"][val_idx], req["forget_classes"])]
     model = new_model(rd_data, model_spec)
@@ -105,20 +115,30 @@ def _train(data: str, split: str, request: str | None, dataset_spec: dict, model
     write_csv_rows(out_log, log)
     write_json(out_info, {"kind": kind, "seed": seed, "replica": replica, "final": log[-1], "n_train": int(len(train_idx))})
     write_json(out_time, usage.record(epoch_seconds=epoch_seconds))
+    write_outputs(model, x, dev, out_outputs)
+
+
+def write_outputs(model, x, dev, out_outputs: str) -> None:
+    """A model's logits on every pooled sample (train, val and test): what evaluation reads."""
+    from .runtime import predict_logits
+
+    write_npz(out_outputs, logits=predict_logits(model, x, dev).numpy().astype(np.float32))
 
 
 def run_train_original(data: str, split: str, dataset_spec: dict, model_spec: dict, recipe: dict, seed: int,
-                       device: str, threads: int, out_ckpt: str, out_log: str, out_info: str, out_time: str) -> None:
-    _train(data, split, None, dataset_spec, model_spec, recipe, seed, device, threads, out_ckpt, out_log, out_info, out_time)
+                       device: str, threads: int, out_ckpt: str, out_log: str, out_info: str, out_time: str,
+                       out_outputs: str) -> None:
+    _train(data, split, None, dataset_spec, model_spec, recipe, seed, device, threads, out_ckpt, out_log, out_info,
+           out_time, out_outputs)
 
 
 def run_train_retrain(data: str, split: str, request: str, dataset_spec: dict, model_spec: dict, recipe: dict,
                       seed: int, replica: int, device: str, threads: int, out_ckpt: str, out_log: str,
-                      out_info: str, out_time: str, mask: str | None = None) -> None:
+                      out_info: str, out_time: str, out_outputs: str, mask: str | None = None) -> None:
     """The gold model: same recipe, fresh initialisation, retain set only (and, for a sparse
     original, the same pruning mask)."""
     _train(data, split, request, dataset_spec, model_spec, recipe, seed, device, threads, out_ckpt, out_log,
-           out_info, out_time, replica=replica, mask=mask)
+           out_info, out_time, out_outputs, replica=replica, mask=mask)
 
 
 # --------------------------------------------------------------------------- unlearning
@@ -161,7 +181,8 @@ def run_unlearn(original: str, card: str, views: dict[str, str], artefacts: dict
     with restrict_files(allowed, [out_ckpt, out_info, out_time], protected or []):
         with measure(dev) as usage:
             model = unlearn_keeping_mask(method, model, udata, ctx, pruned)
-    meta = {**meta, "kind": "unlearned", "method": method_spec, "seed": seed}
+    meta = {**meta, "kind": "unlearned", "method": method_spec, "seed": seed, "original_config_hash": meta.get("config_hash"),
+            "config_hash": config_hash(meta.get("config_hash"), method_spec, seed)}  # the method's block is hashed too
     record = {"method": method.name, "hparams": method.hp, "access": label, "seed": seed, "info": ctx.info}
     if pruned is not None:
         from .parts.pruning import sparsity_of
@@ -205,22 +226,26 @@ def _all_retain_label(access) -> str:
 
 
 # --------------------------------------------------------------------------- evaluation
-def run_predict(ckpt: str, data: str, device: str, threads: int, out_outputs: str) -> None:
-    """Logits of a model on every pooled sample (train, val and test)."""
+def run_evaluate(ckpt: str, retrain_outputs: str, data: str, split: str, request: str, original: str, retrain: str,
+                 unlearn_info: str, access: str, seed: int, device: str, threads: int, out_outputs: str,
+                 out_metrics: str, out_mia: str) -> None:
+    """An unlearned run: its logits on every sample, then its metrics (see run_evaluate_reference)."""
     from .models.checkpoint import load_model
-    from .runtime import predict_logits, resolve_device, seed_everything
+    from .runtime import resolve_device, seed_everything
 
     seed_everything(0, threads)
     dev = resolve_device(device)
     model, _ = load_model(ckpt, dev)
-    d = read_npz(data)
-    logits = predict_logits(model, to_float(d["x"]), dev).numpy().astype(np.float32)
-    write_npz(out_outputs, logits=logits)
+    write_outputs(model, to_float(read_npz(data)["x"]), dev, out_outputs)
+    run_evaluate_reference(out_outputs, retrain_outputs, data, split, request, ckpt, original, retrain, unlearn_info,
+                           access, seed, out_metrics, out_mia)
 
 
-def run_evaluate(outputs: str, retrain_outputs: str, data: str, split: str, request: str, ckpt: str, original: str,
-                 retrain: str, unlearn_info: str | None, access: str, seed: int, out_metrics: str, out_mia: str) -> None:
-    """Accuracies, membership-inference attacks, divergences and weight distances of one run."""
+def run_evaluate_reference(outputs: str, retrain_outputs: str, data: str, split: str, request: str, ckpt: str,
+                           original: str, retrain: str, unlearn_info: str | None, access: str, seed: int,
+                           out_metrics: str, out_mia: str) -> None:
+    """Accuracies, membership-inference attacks, divergences and weight distances of one run from
+    its logits (torch-free)."""
     from .io import load_checkpoint
     from .metrics.accuracy import compute_metrics, conv_sparsity, weight_distance
 
@@ -235,7 +260,7 @@ def run_evaluate(outputs: str, retrain_outputs: str, data: str, split: str, requ
     metrics["dist_original"], metrics["dist_retrain"] = d_orig["total"], d_retr["total"]
     metrics["sparsity"] = conv_sparsity(state)
     hist = flags.pop("forget_pred_hist")
-    write_npz(out_mia, **{k: v.astype(np.uint8) for k, v in flags.items()}, forget_index=rd.forget)
+    write_npz(out_mia, **flags, forget_index=rd.forget)
     if unlearn_info:
         access = read_json(unlearn_info)["access"]  # what the job actually read (e.g. "retain (all)")
     write_json(out_metrics, {"metrics": metrics, "access": access, "forget_pred_hist": hist,

@@ -10,6 +10,9 @@ Names are explicit so each paper's table convention can be rendered from them:
   acc_test_retain_classmean  unweighted mean of the retained classes' test accuracies (MuGAN's D_r)
   mia_svc_efficacy SalUn's MIA-efficacy: % of forget samples the SVC calls NON-member
   mia_entropy_lr, mia_prob_lr, mia_sm_*: % of forget samples called member
+  mia_*_bacc, mia_*_bacc_low: that attack's own balanced accuracy on held-out shadow data (members =
+                   retain samples, non-members = test samples of retained classes) and the lower end of
+                   its 95 % Wilson interval; <= 0.5 means the attack is at chance (its score: no signal)
   js_forget_pred   JS divergence (base 2) between the forget-set prediction histograms of this
                    model and of the retrained model
   dist_original / dist_retrain: L2 distance of all parameters to the original / retrained model
@@ -22,7 +25,7 @@ from typing import Any
 
 import numpy as np
 
-from .mia import Shadow, all_attacks
+from .mia import Shadow, evaluate_attacks
 
 
 def softmax(logits: np.ndarray) -> np.ndarray:
@@ -99,12 +102,13 @@ def compute_metrics(
     }
     p = softmax(logits.astype(np.float64))
     shadow = Shadow.sample(p[retain], y[retain], p[test_r], y[test_r], seed=seed)
-    flags = all_attacks(shadow, p[forget], y[forget])
-    m["mia_svc_efficacy"] = float((~flags["svc"]).mean() * 100)
-    for k, v in flags.items():
-        if k != "svc":
-            m[f"mia_{k}"] = float(v.mean() * 100)
+    # every attack's score with its own held-out balanced accuracy (cross-fitted on the shadow data)
+    fractions = {}
+    for name, ev in evaluate_attacks(shadow, p[forget], y[forget], seed=seed).items():
+        key = "mia_svc_efficacy" if name == "svc" else f"mia_{name}"
+        m[key], m[f"{key}_bacc"], m[f"{key}_bacc_low"] = ev["score"], ev["shadow_bacc"], ev["bacc_low"]
+        fractions[name] = ev["member_frac"].astype(np.float32)  # per forget sample: share of folds calling it member
     hist = prediction_histogram(logits[forget], num_classes)
     if retrain_logits is not None:
         m["js_forget_pred"] = js_divergence(hist, prediction_histogram(retrain_logits[forget], num_classes))
-    return m, {**flags, "forget_pred_hist": hist}
+    return m, {**fractions, "forget_pred_hist": hist}

@@ -1,6 +1,6 @@
 """Per-run cost and the Anamnesis Index: torch-free metric stages.
 
-Cost (rule run_cost, a timing sidecar): a run's time is its own step (the unlearning call, or the
+Cost (summed by report_study into <study>.cost.csv): a run's time is its own step (the unlearning call, or the
 retrained model's training) plus the time of every artefact it consumed (noise, masks,
 generators, attackers...), each read from that artefact's `*.time.json`. `time_s` (the default
 time column) is that total; `time_step_s` is the unlearning step alone; speed-ups divide the
@@ -54,15 +54,16 @@ def _seconds(record: dict) -> float:
     return float(median(reps)) if reps else float(record["seconds"])
 
 
-def run_cost(own: list[str], artefacts: list[str], retrain: list[str], out_cost: str) -> None:
+def run_cost(own: list[str], artefacts: list[str], retrain: list[str]) -> dict:
+    """A run's cost from timing sidecars (report_study sums them; nothing here is deterministic)."""
     own_rec = read_json(own[0]) if own else None  # none for the original model: no cost
     step = _seconds(own_rec) if own_rec else math.nan
     art = [read_json(p) for p in artefacts]
     art_s = sum(_seconds(r) for r in art)
     total = step + art_s if own_rec else math.nan
     rt = _seconds(read_json(retrain[0]))
-    cost = {
-        "time_s": total, "time_step_s": step, "time_artefacts_s": art_s,
+    return {
+        "time_s": total, "time_step_s": step, "time_artefacts_s": art_s if own_rec else math.nan,
         "peak_mem_mb": max([own_rec["peak_mem_mb"]] + [r.get("peak_mem_mb", 0.0) for r in art]) if own_rec else math.nan,
         "speedup": rt / total if total > 0 else math.nan,  # NaN compares False: no speed-up for the original
         "speedup_step": rt / step if step > 0 else math.nan,
@@ -70,4 +71,3 @@ def run_cost(own: list[str], artefacts: list[str], retrain: list[str], out_cost:
         "machine": {k: own_rec.get(k) for k in ("host", "cpu", "cpu_count", "torch_threads", "device", "gpu")
                     if own_rec and k in own_rec},
     }
-    write_json(out_cost, {"metrics": cost, "artefacts": {p: _seconds(r) for p, r in zip(artefacts, art)}})

@@ -282,7 +282,7 @@ def _strip(log: list[dict]) -> list[dict]:
 
 def run_prune_original(data: str, split: str, original: str, dataset_spec: dict, model_spec: dict, recipe: dict,
                        prune: dict, seed: int, device: str, threads: int, out_ckpt: str, out_mask: str,
-                       out_info: str, out_time: str) -> None:
+                       out_info: str, out_time: str, out_outputs: str | None = None) -> None:
     """Rule prune_original: OMP mask from the trained original, rewind to its state after
     `rewind_epoch` epochs (re-derived by replaying the original's training for that many epochs:
     same seed, same schedule, so on the CPU it is the original run's early state bit for bit),
@@ -332,6 +332,10 @@ def run_prune_original(data: str, split: str, original: str, dataset_spec: dict,
             "val_acc_sparse": accuracy(model, *val, dev), "log": _strip(log), "n_train": int(len(tr))}
     write_json(out_info, info)
     write_json(out_time, usage.record())
+    if out_outputs:
+        from ..pipeline import write_outputs
+
+        write_outputs(model, x, dev, out_outputs)
     print(f"OMP {sparsity:.0%} ({pruning['scope']}): sparsity {actual:.4f}, val acc dense {info['val_acc_dense']:.2f} "
           f"-> sparse {info['val_acc_sparse']:.2f} in {usage.seconds:.1f}s", flush=True)
 

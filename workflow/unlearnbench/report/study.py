@@ -7,6 +7,7 @@ from typing import Any
 
 from ..config import study_setups
 from ..io import read_json, write_csv, write_figure, write_text
+from ..metrics.cost import run_cost
 from .tables import aggregate, aggregate_cost, display_frame, plot_gaps, render_latex, render_markdown
 
 DEFAULT_METRICS = ["acc_forget", "acc_retain", "acc_test_retain", "mia_svc_efficacy"]
@@ -22,7 +23,7 @@ def load_records(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
             rec = read_json(path)
             merged.update(rec["metrics"])
             access = rec.get("access", access)  # what the job actually read
-        cost = read_json(r["cost"])["metrics"] if r.get("cost") else None
+        cost = run_cost(**r["cost_files"]) if r.get("cost_files") else None
         records.append({**r, "access": access, "metrics": merged, "cost": cost})
     return records
 
@@ -39,7 +40,7 @@ def study_caption(name: str, study: dict[str, Any], datasets: dict[str, Any], n_
     return (f"{study.get('title', name)}. Produced on: {'; '.join(parts)}. Cells: {spread}; "
             f"Δ = mean of the per-seed paired gaps |method − retrain of the same seed|; "
             f"Avg. gap = per-seed mean of Δ over {', '.join(metrics)}, mean ± std [95 % t-interval]; "
-            f"'acc' after an MIA score = the attack's balanced accuracy on the model's own held-out shadow data; "
+            f"'signal' after an MIA score = the attack's own balanced accuracy (LiRA: AUC) on held-out shadow data; "
             f"accuracies and MIA in %; UA convention: {study.get('ua', 'accuracy')}; "
             f"retrain_indep = a second, independently trained retrain (the gold standard's noise floor). "
             f"Time = the run's step plus every artefact it consumed (Step = the unlearning step alone), "
@@ -61,6 +62,9 @@ def write_study_report(name: str, study: dict[str, Any], runs: list[dict[str, An
     title = study.get("title", name)
     caption = study_caption(name, study, datasets, len(study["seeds"]), gap_metrics, cost.attrs.get("machines", []))
     wide, notes = display_frame(tidy, cost, metrics, study.get("ua", "accuracy"))
+    from ..provenance import footer
+
+    notes = notes + [footer()]
     md = render_markdown(wide, title, caption, notes)
     write_text(out_md, md)
     write_text(out_tex, render_latex(wide, caption, notes))

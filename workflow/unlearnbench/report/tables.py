@@ -8,8 +8,9 @@ Protocol (every number with its uncertainty):
 - The average gap is computed per seed (the mean of that seed's gaps over the study's gap
   metrics), then aggregated like any metric (mean ± std, n, t-interval).
 - A membership score whose attack is at chance on the model's own held-out shadow data carries no
-  signal: its cell renders "n/a" (attack at chance in most seeds), and a seed's MIA gap is left out
-  of that seed's average gap when the attack of the method or of its retrain is at chance.
+  signal: seeds where it is at chance are left out of the cell (which says "(k/n seeds)"); when
+  they are the majority the cell renders "n/a"; and a seed's MIA gap is left out of that seed's
+  average gap when the attack of the method or of its retrain is at chance.
 - Censored values (relearn times at their cap, AINs from capped times) carry a censor code; they
   render as bounds (">= x", "<= x") or "n/a", never as a plain number, and never enter a gap.
 Timings are aggregated separately (`aggregate_cost`): they are the only numbers that change
@@ -96,6 +97,9 @@ def aggregate(records: list[dict[str, Any]], gap_metrics: list[str]) -> pd.DataF
                     if m in gap_metrics and not (chance[-1] or _at_chance(ref, m)) and not math.isnan(g):
                         per_seed_gaps[r["seed"]].append(g)
                 gaps.append(g)
+            if any(f"{m}_bacc_low" in r["metrics"] for r in runs):  # an attack: seeds where it is at chance say nothing
+                vals = [v for v, c in zip(vals, chance) if not c]
+                gaps = [g for g, c in zip(gaps, chance) if not c]
             mean, std, lo, hi = t_interval(np.asarray(vals, float))
             gmean, gstd, glo, ghi = t_interval(np.asarray(gaps, float)) if not is_gold else (math.nan,) * 4
             bacc = [r["metrics"].get(f"{m}_bacc") for r in runs if f"{m}_bacc" in r["metrics"]]
@@ -172,7 +176,7 @@ def fmt_cell(row: pd.Series | dict | None, digits: int = 2, gap: bool = True, tr
     if gap and not math.isnan(row.get("gap_mean", math.nan)):
         s += f" (Δ {_num(row['gap_mean'], digits)})"
     if not math.isnan(row.get("attack_bacc", math.nan)):
-        s += f" · acc {row['attack_bacc']:.2f}"
+        s += f" · signal {row['attack_bacc']:.2f}"
     return s
 
 
@@ -201,6 +205,10 @@ def display_frame(tidy: pd.DataFrame, cost: pd.DataFrame | None, columns: list[s
                           "membership signal and is left out of the average gap.")
                 continue
             row[label] = fmt_cell(r, transform=transform)
+            if r["at_chance_seeds"]:
+                row[label] += f" ({r['n'] - r['at_chance_seeds']}/{r['n']} seeds)"
+                notes.add("(k/n seeds): the attack was at chance on its own held-out shadow data in the other seeds; "
+                          "the cell averages the k informative ones.")
             if r.get("censor"):
                 notes.add("≥ / ≤: some seeds hit the relearn cap (the value is a bound); n/a (capped): both the model and "
                           "retrain hit the cap, the ratio is undefined.")

@@ -1,0 +1,17 @@
+"""Rule evaluate_reference: metrics of the original or a retrained model from its logits."""
+import sys
+
+sys.path.insert(0, snakemake.scriptdir + "/..")  # noqa: F821  the library, in any environment (venv, conda, cluster)
+
+from unlearnbench.cli import script_main
+from unlearnbench.pipeline import run_evaluate_reference
+
+
+def main(s):
+    run_evaluate_reference(outputs=s.input.outputs, retrain_outputs=s.input.retrain_outputs, data=s.input.data,
+                           split=s.input.split, request=s.input.request, ckpt=s.input.ckpt, original=s.input.original,
+                           retrain=s.input.retrain, unlearn_info=None, access=s.params.access,
+                           seed=int(s.wildcards.seed), out_metrics=s.output.metrics, out_mia=s.output.mia)
+
+
+script_main(main, snakemake)  # noqa: F821

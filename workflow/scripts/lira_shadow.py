@@ -1,0 +1,16 @@
+"""Rule lira_shadow: one LiRA shadow model and its logits."""
+import sys
+
+sys.path.insert(0, snakemake.scriptdir + "/..")  # noqa: F821  the library, in any environment (venv, conda, cluster)
+
+from unlearnbench.cli import script_main
+from unlearnbench.metrics.lira import run_lira_shadow
+
+
+def main(s):
+    run_lira_shadow(data=s.input.data, masks=s.input.masks, index=int(s.wildcards.index), model_spec=s.params.model,
+                    recipe=s.params.recipe, device=s.params.device, threads=s.params.threads,
+                    out_outputs=s.output.outputs, out_time=s.output.time)
+
+
+script_main(main, snakemake)  # noqa: F821
