@@ -6,6 +6,7 @@
 
 import glob
 import os
+import sys
 
 from snakemake.utils import min_version
 
@@ -18,11 +19,11 @@ except ImportError:
                      "or `pip install -e .` in this checkout's environment")
 
 
-configfile: os.path.join(workflow.basedir, "config.yaml")
-for _paper in sorted(glob.glob(os.path.join(workflow.basedir, "workflow", "papers", "*", "study.yaml"))):
+from unlearnbench.config import load_config_files
 
-    configfile: _paper
-
+# config.yaml, then every paper's study.yaml; the command line's --config / --configfile win
+load_config_files(workflow, config, [os.path.join(workflow.basedir, "config.yaml")] +
+                  sorted(glob.glob(os.path.join(workflow.basedir, "workflow", "papers", "*", "study.yaml"))))
 
 
 include: "workflow/rules/common.smk"
@@ -44,6 +45,8 @@ for _extra in sorted(glob.glob(os.path.join(workflow.basedir, "workflow", "paper
 
 
 check_extras()  # every rule file has registered its per-run extras by now
+if os.environ.get("UNLEARNBENCH_ASSERT_NO_TORCH") and "torch" in sys.modules:  # tests/test_layout.py
+    raise SystemExit("torch was imported while building the DAG")
 
 
 rule all:

@@ -55,3 +55,24 @@ def test_bad_tuning_configs_are_one_line_errors(tmp_path, change, message):
     proc = run_snakemake(tmp_path, cfg, ["results/tables/tiny.csv"], "-n", check=False)
     lines = [l for l in proc.stderr.splitlines() if l.startswith("config error")]
     assert proc.returncode != 0 and len(lines) == 1 and message in lines[0], proc.stderr[-1500:]
+
+
+def test_a_tuned_artefact_setting_picks_the_chosen_candidate():
+    """Tuning CLUE's mask fraction: the tuned run's job gets every candidate mask (kind@key) and
+    uses the one whose key matches the chosen values."""
+    from unlearnbench.config import artefact_key
+    from unlearnbench.methods import create_method
+    from unlearnbench.metrics.tuning import chosen_artefacts
+
+    base = {"method": "clue", "mask_mode": "top_layer", "mask_fraction": 0.01}
+    keys = {q: artefact_key(create_method({**base, "mask_fraction": q}), "mask") for q in (0.01, 0.05)}
+    assert keys[0.01] != keys[0.05]
+    inputs = {f"mask@{keys[q]}": f"mask_{q}.safetensors" for q in keys}
+    assert chosen_artefacts({**base, "mask_fraction": 0.05}, inputs) == {"mask": "mask_0.05.safetensors"}
+    assert chosen_artefacts({**base, "use_mask": False}, inputs) == {}
+    import pytest
+
+    from unlearnbench.errors import UserError
+
+    with pytest.raises(UserError, match="no mask artefact with key"):
+        chosen_artefacts({**base, "mask_fraction": 0.2}, inputs)

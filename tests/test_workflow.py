@@ -36,7 +36,7 @@ def tiny_run(tmp_path_factory):
 
     cfg = json.loads(json.dumps(TINY_CONFIG))
     cfg["studies"] = {"tiny": {"title": "tiny", "dataset": "tiny_digits", "model": "tiny_cnn", "training": "tiny",
-                               "scenarios": ["class0"], "methods": METHODS, "seeds": [0]}}
+                               "scenarios": ["class0"], "methods": METHODS, "seeds": [0], "timing_repeats": 2}}
     work = tmp_path_factory.mktemp("wf")
     run_snakemake(work, cfg, [TARGET])
     return work, cfg
@@ -60,6 +60,9 @@ def test_table_has_every_method_and_forgetting_is_visible(tiny_run):
     assert v.loc[("original", "acc_forget"), "gap_mean"] > 80 and v.loc[("original", "avg_gap"), "mean"] > 20
     cost = pd.read_csv(work / "results/tables/tiny.cost.csv").set_index(["method", "metric"])["mean"]
     assert cost[("retrain", "time_s")] > 0 and cost[("finetune", "time_s")] > 0
+    # timing_repeats: 2 -> the step time is the median of two timings of the same unlearning run
+    rep = json.loads((work / "results/runs/tiny_digits/tiny_cnn/tiny/s0/class0/finetune/timing_r2.time.json").read_text())
+    assert len(rep["repeats"]) == 2 and cost[("finetune", "time_step_s")] == pytest.approx(rep["seconds_median"], rel=1e-3)
     for f in ("results/tables/tiny.md", "results/tables/tiny.tex", "results/figures/tiny.png"):
         assert (work / f).stat().st_size > 100
     md = (work / "results/tables/tiny.md").read_text()
@@ -114,3 +117,10 @@ def test_missing_dataset_fails_cleanly_without_output(tmp_path):
     assert proc.returncode != 0
     assert "error in rule prepare_dataset: cifar10 not found under" in proc.stderr
     assert not (tmp_path / "results/data/cifar10/data.npz").exists()
+
+
+def test_snakemake_report_of_a_study(tiny_run):
+    work, cfg = tiny_run
+    proc = run_snakemake(work, cfg, [TARGET], "--report", str(work / "report.html"))
+    html = (work / "report.html").read_text(errors="replace")
+    assert "tiny.cost.csv" in html and "train_original" in html, proc.stderr[-2000:]

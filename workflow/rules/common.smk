@@ -10,13 +10,14 @@ from functools import lru_cache
 from snakemake.exceptions import WorkflowError
 from snakemake.utils import validate
 
-from unlearnbench.config import (add_tuning_trials, check_config, coerce_numbers, config_hash, figure_runs,
-                                 format_validation_error, study_runs, study_setups, tuning_runs)
+from unlearnbench.config import (add_tuning_trials, artefact_key, check_config, coerce_numbers, config_hash,
+                                 figure_runs, format_validation_error, study_runs, study_setups, tuning_runs,
+                                 tuning_trials)
 from unlearnbench.errors import UserError
 from unlearnbench.methods import create_method
 from unlearnbench.report.figures import figure_reads
 
-_SCHEMA = os.path.join(workflow.basedir, "workflow", "schemas", "config.schema.yaml")
+_SCHEMA = os.path.join(workflow.basedir, "workflow", "schemas", "config.schema.json")
 try:
     coerce_numbers(config, _SCHEMA)  # "1e-3" and --config strings become numbers where a number is expected
     validate(config, schema=_SCHEMA)
@@ -48,6 +49,7 @@ wildcard_constraints:
     paper="|".join(re.escape(p) for p in config.get("papers", {})) or "(?!)",
     tuning="|".join(re.escape(t) for t in config.get("tuning", {})) or "(?!)",
     view=r"[\w.-]+",
+    repeats=r"[1-9]\d*",
     k=r"\d+",
     lseed=r"\d+",
     key=r"[0-9a-f]{10}",
@@ -149,10 +151,6 @@ def method_views(w):
 ARTEFACTS = {}
 
 
-def artefact_key(method, kind):
-    return config_hash(method.artefact_settings(kind))[:10]
-
-
 @lru_cache(maxsize=None)
 def artefact_settings(kind):
     """{key: settings} of artefact `kind` over every method instance of the config."""
@@ -174,12 +172,30 @@ def tuning_file(w):
     return {"tuned": os.path.join(R, "tuning", f"{t}.json")} if t else {}
 
 
+def method_variants(name):
+    """The method objects an instance may run as: itself, or (`tune: <entry>`) every trial of its
+    tuning entry, one of which rule tune chooses after the DAG is built."""
+    t = config["methods"][name].get("tune")
+    if not t:
+        return [method_of(name)]
+    return [method_of(trial) for trial, _ in tuning_trials(config, t)[name]]
+
+
 def method_artefacts(w):
+    """{artefact_<kind>: path(s)} of a run; for a tuned instance whose trials need different
+    artefacts, every candidate as artefact_<kind>@<key> (the unlearn job takes the chosen one)."""
     m = method_of(w["method"])
     unknown = [k for k in m.needs() if k not in ARTEFACTS]
     if unknown:
         raise WorkflowError(f"method {m.name!r} needs artefact {unknown[0]!r}, which no rule file registers")
-    return {f"artefact_{kind}": ARTEFACTS[kind](w, m) for kind in m.needs()}
+    out = {}
+    for kind in m.needs():
+        cands = {artefact_key(v, kind): ARTEFACTS[kind](w, v) for v in method_variants(w["method"])}
+        if len(cands) == 1:
+            out[f"artefact_{kind}"] = next(iter(cands.values()))
+        else:
+            out.update({f"artefact_{kind}@{key}": paths for key, paths in cands.items()})
+    return out
 
 
 def timing_files(paths):
@@ -188,11 +204,14 @@ def timing_files(paths):
     return [os.path.splitext(p)[0] + ".time.json" for p in paths]
 
 
-def run_cost_files(w):
-    """{own, artefacts, retrain}: the timing sidecars a run's cost is summed from (its own step,
-    every artefact it consumed, and the gold model's training for the speed-up)."""
+def run_cost_files(w, repeats=1):
+    """{own, artefacts, retrain}: the timing sidecars a run's cost is summed from (its own step —
+    repeated `repeats` times when a study asks, see rule time_unlearn —, every artefact it consumed,
+    and the gold model's training for the speed-up)."""
     m = method_of(w["method"])
     own = [] if m.name == "original" else timing_files(checkpoint_of(w))
+    if repeats > 1 and m.kind != "reference":
+        own = [run_path(os.path.join(RUN_DIR, f"timing_r{repeats}.time.json"), w)]
     arts = [] if m.kind == "reference" else [t for paths in method_artefacts(w).values() for t in timing_files(paths)]
     return {"own": own, "artefacts": arts, "retrain": timing_files(retrain_ckpt(w))}
 
@@ -221,7 +240,9 @@ def study_run_records(study):
     for r in study_runs(config, study):
         m = method_of(r["method"])
         recs.append({**r, "method_name": m.name, "replica": m.hp.get("replica", 0), "access": m.access().label,
-                     "files": run_files(study, r), "cost_files": run_cost_files(r)})
+                     "files": run_files(study, r),
+                     "cost_files": run_cost_files(r, config["studies"][study].get("timing_repeats", 1)),
+                     "unlearn_info": None if m.kind == "reference" else run_path(os.path.join(RUN_DIR, "unlearn.json"), r)})
     return recs
 
 

@@ -7,6 +7,7 @@ rule report_study:
     input:
         metrics=lambda w: [f for r in study_run_records(w.study) for f in r["files"]],
         cost=lambda w: sorted({f for r in study_run_records(w.study) for fs in r["cost_files"].values() for f in fs}),
+        infos=lambda w: [r["unlearn_info"] for r in study_run_records(w.study) if r["unlearn_info"]],
     output:
         csv=report(os.path.join(R, "tables", "{study}.csv"), category="Tables", subcategory="{study}", labels={"file": "tidy table"}),
         cost=report(os.path.join(R, "tables", "{study}.cost.csv"), category="Tables", subcategory="{study}",

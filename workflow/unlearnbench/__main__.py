@@ -1,4 +1,7 @@
-"""Command line: `python -m unlearnbench audit [results] [--json FILE]` (see audit.py)."""
+"""Command line:
+  python -m unlearnbench methods                       every registered method, its data access and artefacts
+  python -m unlearnbench audit [results] [--json FILE] environment and provenance audit (see audit.py)
+"""
 
 from __future__ import annotations
 
@@ -14,10 +17,37 @@ def main(argv: list[str] | None = None) -> int:
     a.add_argument("results", nargs="?", default="results", help="results folder (default: results)")
     a.add_argument("--json", help="also write the findings as JSON to this file")
     a.add_argument("--repo", default=None, help="the checkout whose envs/, requirements.txt and lock are compared")
+    sub.add_parser("methods", help="list every registered method with its data access, artefacts and summary")
     args = ap.parse_args(argv)
+    if args.cmd == "methods":
+        return list_methods_table()
     from .audit import run_audit
 
     return run_audit(args.results, args.json, args.repo)
+
+
+def _summary(doc: str) -> str:
+    """The first sentence of a docstring's first paragraph (at most 140 characters)."""
+    import re
+
+    para = " ".join(doc.strip().split("\n\n")[0].split())
+    m = re.match(r"(.+?[.:])(\s|$)", para)
+    text = (m.group(1) if m else para).rstrip(":")
+    return text if len(text) <= 140 else text[:137] + "..."
+
+
+def list_methods_table() -> int:
+    """A Markdown table of the registry (the README points here instead of keeping its own list)."""
+    from .methods import create_method, get_method, list_methods
+
+    print("| method | access (defaults) | artefacts | supports | what it is |")
+    print("|---|---|---|---|---|")
+    for name in list_methods():
+        cls = get_method(name)
+        m = create_method({"method": name})
+        doc = _summary(cls.__doc__ or __import__(cls.__module__, fromlist=["x"]).__doc__ or "")
+        print(f"| `{name}` | {m.access().label} | {', '.join(m.needs()) or '—'} | {', '.join(sorted(cls.supports))} | {doc} |")
+    return 0
 
 
 if __name__ == "__main__":

@@ -1,7 +1,7 @@
 """Config checks beyond the JSON schema, one-line error formatting, and study / figure expansion.
 
 Torch-free (Snakemake runs it while building the DAG). The schema
-(workflow/schemas/config.schema.yaml, applied with snakemake.utils.validate) checks shapes and
+(workflow/schemas/config.schema.json, applied with snakemake.utils.validate) checks shapes and
 types; `coerce_numbers` first turns numbers written as strings ("1e-3", --config overrides) into
 numbers where the schema expects one; `check_config` checks cross-references and values: every
 study names existing groups, every method instance a registered method with valid
@@ -35,6 +35,11 @@ def config_hash(*blocks: Any) -> str:
     return hashlib.sha256(json.dumps(blocks, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
+def artefact_key(method: Any, kind: str) -> str:
+    """The 10-hex key of an artefact in its path: the hash of the settings that determine it."""
+    return config_hash(method.artefact_settings(kind))[:10]
+
+
 _NUMBER = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?")
 
 
@@ -63,10 +68,26 @@ def _coerce(value: Any, schema: dict) -> Any:
 def coerce_numbers(config: dict[str, Any], schema_path: str) -> None:
     """In place: numbers written as strings become numbers wherever the schema expects a number
     (PyYAML reads `1e-3` as a string; --config overrides arrive as strings)."""
-    import yaml
-
     with open(schema_path) as fh:
-        _coerce(config, yaml.safe_load(fh))
+        _coerce(config, json.load(fh))
+
+
+def load_config_files(workflow: Any, config: dict[str, Any], paths: list[str]) -> None:
+    """What Snakemake's `configfile:` directive does, with libyaml: merge each file into `config`,
+    then the command line's config (--config / --configfile) on top, so it still wins. (Snakemake
+    parses config files with pure-Python YAML through yte: seconds for the paper files.)"""
+    import yaml
+    from snakemake.utils import update_config
+
+    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+    for path in paths:
+        with open(path, encoding="utf-8") as fh:
+            try:
+                update_config(config, yaml.load(fh, Loader=loader) or {})
+            except yaml.YAMLError as e:
+                raise SystemExit(f"config error: {path} is not valid YAML ({str(e).splitlines()[0]})")
+        workflow.configfiles.append(path)
+    update_config(config, workflow.config_settings.overwrite_config)
 
 
 def _need(group: dict, name: str, what: str, where: str) -> dict:
@@ -80,6 +101,7 @@ def check_config(config: dict[str, Any]) -> None:
     from .methods import create_method
     from .models import list_models, model_arguments
 
+    made = {}  # instance name -> method object (created once)
     for name, m in config["models"].items():
         if "prune" in m:
             base = _need(config["models"], m["base"], "base model", f"models.{name}")
@@ -98,7 +120,7 @@ def check_config(config: dict[str, Any]) -> None:
         if name.startswith("_"):
             raise UserError(f"methods.{name}: instance names may not start with '_'")
         try:
-            create_method(spec)
+            made[name] = create_method(spec)
         except UserError as e:
             raise UserError(f"methods.{name}: {e}") from None
     for name, ds in config["datasets"].items():
@@ -128,8 +150,7 @@ def check_config(config: dict[str, Any]) -> None:
                             raise UserError(f"scenarios.{sc}: forget class {c} is out of range for dataset "
                                             f"{st['dataset']} (classes 0..{n_classes - 1})")
             for m in s["methods"]:
-                spec = config["methods"][m]
-                cls = create_method(spec)
+                cls = made[m]
                 if cls.kind != "reference" and scen["type"] not in cls.supports:
                     raise UserError(f"{where}: method {m} does not support {scen['type']} forgetting (scenario {sc})")
         if s.get("noise_floor", True):
@@ -266,12 +287,12 @@ def add_tuning_trials(config: dict[str, Any]) -> None:
                     m = create_method(spec)
                 except UserError as e:
                     raise UserError(f"{where}.methods.{inst}: {e}") from None
-                if m.access() != ref.access() or any(m.artefact_settings(k) != ref.artefact_settings(k) for k in ref.needs()):
+                if m.access() != ref.access() or set(m.needs()) != set(ref.needs()):
                     raise UserError(f"{where}.methods.{inst}: tuning {sorted(overrides)} changes what the method reads "
-                                    "(its data access or an artefact); tune other hyperparameters")
+                                    "(its data access or which artefacts it needs); tune other hyperparameters")
                 config["methods"][trial] = spec
     for inst, spec in config["methods"].items():
-        if "tune" in spec:
+        if spec.get("tune"):
             t = _need(config.get("tuning", {}), spec["tune"], "tuning entry", f"methods.{inst}.tune")
             if inst not in t["methods"]:
                 raise UserError(f"methods.{inst}: tuning entry {spec['tune']!r} has no grid for this instance")

@@ -144,9 +144,11 @@ def run_train_retrain(data: str, split: str, request: str, dataset_spec: dict, m
 # --------------------------------------------------------------------------- unlearning
 def run_unlearn(original: str, card: str, views: dict[str, str], artefacts: dict[str, Any], method_spec: dict,
                 seed: int, device: str, threads: int, out_ckpt: str, out_info: str, out_time: str,
-                protected: list[str] | None = None, mask: str | None = None) -> None:
+                protected: list[str] | None = None, mask: str | None = None, repeats: int = 0) -> None:
     """Apply one method instance to the original model. The job reads only the files given here:
-    the method's declared data views and artefacts, the original model and the request card."""
+    the method's declared data views and artefacts, the original model and the request card.
+    `repeats` k >= 1 (rule time_unlearn): run the unlearning k times from the same state and write
+    only the timing sidecar, with every repeat and their median (the checkpoint is not written)."""
     from .methods import Context, UnlearnData, create_method
     from .models.checkpoint import load_model
     from .runtime import measure, resolve_device, seed_everything
@@ -178,12 +180,27 @@ def run_unlearn(original: str, card: str, views: dict[str, str], artefacts: dict
     print(f"unlearning with {method.name} (access: {label}) {method.hp}", flush=True)
     allowed = [original, card, *views.values(), *[p for v in artefacts.values() for p in ([v] if isinstance(v, str) else v)]]
     pruned = _load_pruning_mask(mask)
+    if repeats:
+        from statistics import median
+
+        times = []
+        for _ in range(repeats):  # every repeat from the same state and seed
+            seed_everything(seed, threads)
+            trial, tctx = copy.deepcopy(model), copy.deepcopy(ctx)
+            with restrict_files(allowed, [out_time], protected or []):
+                with measure(dev) as usage:
+                    unlearn_keeping_mask(method, trial, udata, tctx, pruned)
+            times.append(usage.seconds)
+            print(f"repeat {len(times)}/{repeats}: {usage.seconds:.3f} s", flush=True)
+        write_json(out_time, usage.record(repeats=times, seconds_median=median(times)))
+        return
     with restrict_files(allowed, [out_ckpt, out_info, out_time], protected or []):
         with measure(dev) as usage:
             model = unlearn_keeping_mask(method, model, udata, ctx, pruned)
     meta = {**meta, "kind": "unlearned", "method": method_spec, "seed": seed, "original_config_hash": meta.get("config_hash"),
             "config_hash": config_hash(meta.get("config_hash"), method_spec, seed)}  # the method's block is hashed too
-    record = {"method": method.name, "hparams": method.hp, "access": label, "seed": seed, "info": ctx.info}
+    record = {"method": method.name, "hparams": method.hp, "access": label, "seed": seed, "info": ctx.info,
+              "artefact_files": {k: v for k, v in sorted(artefacts.items())}}
     if pruned is not None:
         from .parts.pruning import sparsity_of
 

@@ -53,3 +53,23 @@ def tuned_spec(spec: dict[str, Any], instance: str, tuning_file: str | None) -> 
 
         raise UserError(f"{tuning_file} has no chosen values for {instance!r}; rerun rule tune")
     return {**{k: v for k, v in spec.items() if k != "tune"}, **chosen[instance]}
+
+
+def chosen_artefacts(spec: dict[str, Any], artefacts: dict[str, Any]) -> dict[str, Any]:
+    """{kind: path(s)} for the method `spec` runs as, from the unlearn job's inputs: `kind` as is, or
+    `kind@<key>` candidates of a tuned instance (one per distinct trial artefact), keyed like the
+    workflow keys artefact paths."""
+    from ..config import artefact_key
+    from ..methods import create_method
+
+    method = create_method(spec)
+    out = {k: v for k, v in artefacts.items() if "@" not in k}
+    for kind in method.needs():
+        if kind not in out:
+            key = artefact_key(method, kind)
+            if f"{kind}@{key}" not in artefacts:
+                from ..errors import UserError
+
+                raise UserError(f"no {kind} artefact with key {key} among this job's inputs; rerun the workflow")
+            out[kind] = artefacts[f"{kind}@{key}"]
+    return out

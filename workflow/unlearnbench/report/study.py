@@ -13,6 +13,17 @@ from .tables import aggregate, aggregate_cost, display_frame, plot_gaps, render_
 DEFAULT_METRICS = ["acc_forget", "acc_retain", "acc_test_retain", "mia_svc_efficacy"]
 
 
+def _used(run: dict[str, Any]) -> dict[str, list[str]]:
+    """The run's cost files, its artefacts narrowed to those its unlearn job actually read (a tuned
+    instance depends on every candidate artefact but uses one)."""
+    files = dict(run["cost_files"])
+    if run.get("unlearn_info"):
+        used = read_json(run["unlearn_info"]).get("artefact_files", {})
+        stems = {p.rsplit(".", 1)[0] for v in used.values() for p in ([v] if isinstance(v, str) else v)}
+        files["artefacts"] = [t for t in files["artefacts"] if t[: -len(".time.json")] in stems]
+    return files
+
+
 def load_records(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Each run lists its metric files (metrics.json + extras) and its cost file; merged per run."""
     records = []
@@ -23,7 +34,7 @@ def load_records(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
             rec = read_json(path)
             merged.update(rec["metrics"])
             access = rec.get("access", access)  # what the job actually read
-        cost = run_cost(**r["cost_files"]) if r.get("cost_files") else None
+        cost = run_cost(**_used(r)) if r.get("cost_files") else None
         records.append({**r, "access": access, "metrics": merged, "cost": cost})
     return records
 

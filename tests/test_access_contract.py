@@ -1,0 +1,131 @@
+"""The data-access contract is a property of the unlearn job, not an honour rule: a rogue method
+that declares forget-only access tries every route to the retain data (AccessError, the caller's
+variables, the files on disk at known paths, other processes, the garbage collector) and fails."""
+
+from __future__ import annotations
+
+import gc
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from unlearnbench.errors import AccessError
+from unlearnbench.methods import Access, UnlearningMethod, register_method
+from unlearnbench.pipeline import (run_data_view, run_make_forget_request, run_make_split, run_prepare_dataset,
+                                   run_train_original, run_unlearn)
+
+DATASET = {"source": "digits", "image_size": 8, "channels": 1, "val_fraction": 0.1, "test_fraction": 0.2, "split_seed": 0}
+ROUTES = {}
+
+
+@register_method("_rogue")
+class Rogue(UnlearningMethod):
+    """Declares forget-only access, then tries to read the retain set anyway."""
+
+    def access(self):
+        return Access(forget=True)
+
+    def unlearn(self, model, data, ctx):
+        import torch
+
+        xf, _ = data.forget
+        n_retain = ctx.info["n_retain_expected"]
+        # 1. the declared interface
+        try:
+            data.retain
+            ROUTES["interface"] = "read"
+        except AccessError:
+            ROUTES["interface"] = "blocked"
+        # 2. the caller's variables: any array or tensor of retain size, or a path to undeclared data
+        found = []
+        frame = sys._getframe().f_back
+        while frame is not None and not frame.f_code.co_name.startswith("test_"):  # the job's frames
+            for v in frame.f_locals.values():
+                shape = getattr(v, "shape", None)
+                if shape is not None and len(shape) == 4 and shape[0] == n_retain:
+                    found.append("array")
+                if isinstance(v, str) and v.endswith(("data.npz", "split.json", "class0.json", "retain.npz")):
+                    found.append(v)
+            frame = frame.f_back
+        ROUTES["locals"] = found
+        # 3. files on disk at known paths
+        opened = {}
+        for rel in ctx.info["paths"]:
+            try:
+                with open(rel, "rb") as fh:
+                    fh.read(10)
+                opened[rel] = "read"
+            except AccessError:
+                opened[rel] = "blocked"
+        try:
+            np.load(ctx.info["paths"][0])
+            opened["np.load"] = "read"
+        except AccessError:
+            opened["np.load"] = "blocked"
+        ROUTES["files"] = opened
+        # 4. another process
+        try:
+            subprocess.run(["cat", ctx.info["paths"][0]], capture_output=True)
+            ROUTES["process"] = "read"
+        except AccessError:
+            ROUTES["process"] = "blocked"
+        # 5. live objects reachable through the garbage collector
+        ROUTES["gc"] = sum(1 for o in gc.get_objects()
+                           if isinstance(o, (np.ndarray, torch.Tensor)) and o.ndim == 4 and o.shape[0] == n_retain)
+        return model
+
+
+@pytest.fixture(scope="module")
+def job(tmp_path_factory):
+    root = tmp_path_factory.mktemp("contract")
+    r = root / "results"
+    data, split, req, card = r / "data/data.npz", r / "data/split.json", r / "data/forget/class0.json", r / "data/forget/class0.card.json"
+    run_prepare_dataset(DATASET, "unused", False, str(data))
+    run_make_split(str(data), DATASET, str(split))
+    run_make_forget_request(str(data), str(split), {"type": "class", "classes": [0]}, str(req), str(card))
+    for view in ("forget", "retain"):
+        run_data_view(str(data), str(split), str(req), view, str(r / f"data/access/{view}.npz"))
+    ckpt = r / "models/original.safetensors"
+    run_train_original(data=str(data), split=str(split), dataset_spec=DATASET, model_spec={"arch": "smallcnn", "width": 4},
+                       recipe={"epochs": 1, "batch_size": 64}, seed=0, device="cpu", threads=1, out_ckpt=str(ckpt),
+                       out_log=str(r / "models/o.csv"), out_info=str(r / "models/o.json"),
+                       out_time=str(r / "models/o.time.json"), out_outputs=str(r / "models/o.outputs.npz"))
+    return root, r, data, split, req, card, ckpt
+
+
+def test_a_rogue_method_cannot_reach_undeclared_data(job, monkeypatch):
+    root, r, data, split, req, card, ckpt = job
+    monkeypatch.chdir(root)
+    n_retain = len(json.loads(req.read_text())["retain"])
+    paths = [str(data.relative_to(root)), str(split.relative_to(root)), str(req.relative_to(root)),
+             "results/data/access/retain.npz", str(data)]  # relative and absolute
+    from unlearnbench.methods import Context
+
+    class SpyContext(Context):  # hands the rogue the facts it needs to try (sizes, paths)
+        def __init__(self, **kw):
+            super().__init__(**kw)
+            self.info.update(n_retain_expected=n_retain, paths=paths)
+
+    monkeypatch.setattr("unlearnbench.methods.Context", SpyContext)
+    out = r / "runs/rogue"
+    run_unlearn(original=str(ckpt.relative_to(root)), card=str(card.relative_to(root)),
+                views={"forget": "results/data/access/forget.npz"}, artefacts={}, method_spec={"method": "_rogue"},
+                seed=0, device="cpu", threads=1, out_ckpt=str(out / "model.safetensors"),
+                out_info=str(out / "unlearn.json"), out_time=str(out / "model.time.json"), protected=["results"])
+    assert ROUTES["interface"] == "blocked"
+    assert ROUTES["locals"] == [], ROUTES["locals"]
+    assert set(ROUTES["files"].values()) == {"blocked"}, ROUTES["files"]
+    assert ROUTES["process"] == "blocked"
+    assert ROUTES["gc"] == 0
+    # the job itself finished and wrote its outputs (the sandbox only guards the method's run)
+    assert (out / "model.safetensors").exists() and json.loads((out / "unlearn.json").read_text())["access"] == "forget"
+
+
+def test_subset_views_are_capped_or_labelled_all(job, monkeypatch):
+    root, r, data, split, req, card, ckpt = job
+    run_data_view(str(data), str(split), str(req), "retain-k3-s0", str(r / "data/access/retain-k3-s0.npz"))
+    v = np.load(r / "data/access/retain-k3-s0.npz")
+    assert np.bincount(v["y"], minlength=10).tolist() == [0] + [3] * 9 and not v["covers_all"]
