@@ -8,7 +8,7 @@ import pytest
 from conftest import REPO, TINY_CONFIG, run_snakemake
 from unlearnbench.audit import check_environment, conda_pins, lock_pins, requirement_pins, run_audit
 
-DRIVER_ONLY = {"snakemake", "snakemake-executor-plugin-slurm", "pytest"}
+DRIVER_ONLY = {"snakemake", "snakemake-executor-plugin-slurm", "pytest", "pytest-xdist"}
 
 
 def test_conda_env_pins_equal_requirements():

@@ -180,7 +180,7 @@ rule lira:
         shadows=lambda w: expand(os.path.join(LIRA_DIR, "shadow{index}.outputs.npz"), index=range(LIRA["shadows"]),
                                  k=LIRA["shadows"], lseed=LIRA["seed"], **{k: w[k] for k in ("dataset", "model", "training")}),
         masks=lambda w: expand(os.path.join(LIRA_DIR, "masks.npz"), k=LIRA["shadows"], lseed=LIRA["seed"],
-                               **{k: w[k] for k in ("dataset", "model", "training")}),
+                               **{k: w[k] for k in ("dataset", "model", "training")})[0],
         data=rules.prepare_dataset.output.data,
         split=rules.make_split.output.split,
         request=rules.make_forget_request.output.request,

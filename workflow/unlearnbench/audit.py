@@ -23,7 +23,7 @@ from typing import Any
 from .errors import UserError
 from .provenance import REPO, SUFFIX, git_state, sha256, versions
 
-DRIVER_ONLY = {"snakemake", "snakemake-executor-plugin-slurm", "pytest"}
+DRIVER_ONLY = {"snakemake", "snakemake-executor-plugin-slurm", "pytest", "pytest-xdist"}
 _PIN = re.compile(r"^\s*([A-Za-z0-9_.\-\[\]]+)\s*==\s*([^\s;#]+)")
 
 
