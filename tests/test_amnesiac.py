@@ -129,9 +129,12 @@ def test_log_round_trip_and_guards(recorded, setup, tmp_path):
     with pytest.raises(UserError, match="start"):
         fresh.on_batch(model, 1, torch.arange(2))
     fresh.start(model)
-    with pytest.raises(UserError, match="batch indices"):  # today's training.train passes no indices
-        train(copy.deepcopy(model), torch.rand(4, 1, 8, 8), torch.zeros(4, dtype=torch.long),
-              {"epochs": 1, "batch_size": 2}, 0, CPU, on_batch=fresh.on_batch)
+    with pytest.raises(UserError, match="batch indices"):  # a hook caller without the batch indices
+        fresh.on_batch(model, 1)
+    trained = copy.deepcopy(model)  # training.train passes them: every batch holds class 0 here
+    train(trained, torch.rand(4, 1, 8, 8), torch.zeros(4, dtype=torch.long), {"epochs": 1, "batch_size": 2}, 0, CPU,
+          on_batch=fresh.on_batch)
+    assert fresh.steps == [1, 2] and sorted(torch.cat(fresh.batch_ids).tolist()) == [0, 1, 2, 3]
     (tmp_path / "bad.safetensors").write_bytes(b"junk")
     with pytest.raises(UserError, match="corrupt"):
         UpdateLog.load(tmp_path / "bad.safetensors")

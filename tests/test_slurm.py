@@ -40,7 +40,7 @@ def cluster(tmp_path_factory):
 def _config():
     cfg = copy.deepcopy(TINY_CONFIG)
     cfg["training"]["tiny"]["epochs"] = 2
-    cfg["methods"] = {"finetune": {"method": "finetune", "epochs": 1}}
+    cfg["methods"] = {"finetune": {"method": "finetune", "epochs": 1, "tune": None}}  # config.yaml tunes it on digits
     cfg["studies"] = {"tiny": {"dataset": "tiny_digits", "model": "tiny_cnn", "training": "tiny", "scenarios": ["class0"],
                                "methods": ["original", "retrain", "finetune"], "seeds": [0], "noise_floor": False}}
     return cfg

@@ -82,7 +82,7 @@ def test_second_run_is_a_noop(tiny_run):
 def test_changing_one_method_reruns_only_that_method(tiny_run):
     work, cfg = tiny_run
     cfg = json.loads(json.dumps(cfg))
-    cfg["methods"] = {"finetune": {"method": "finetune", "lr": 0.03, "epochs": 5}}
+    cfg["methods"] = {"finetune": {"method": "finetune", "lr": 0.03, "epochs": 5, "tune": None}}
     proc = run_snakemake(work, cfg, [TARGET], "-n")
     counts = _job_counts(proc.stdout)
     assert counts == {"unlearn": 1, "evaluate": 1, "report_study": 1}, proc.stdout[-3000:]

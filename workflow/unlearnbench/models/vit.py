@@ -36,7 +36,9 @@ def _load_pretrained(vit, path: str) -> None:
         else:
             state = torch.load(str(p), map_location="cpu", weights_only=True)
     except Exception as e:
-        raise UserError(f"cannot read pretrained weights {p}: {type(e).__name__}: {e}") from None
+        first = next((ln.strip() for ln in str(e).splitlines() if ln.strip()), "")
+        raise UserError(f"cannot read pretrained weights {p} (not a plain tensor file; pickled objects are refused): "
+                        f"{type(e).__name__}: {first[:200]}") from None
     state = {k: v for k, v in state.items() if not k.startswith("head.")}  # new classifier head
     missing, unexpected = vit.load_state_dict(state, strict=False)
     if unexpected or [m for m in missing if not m.startswith("head.")]:
