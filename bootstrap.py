@@ -106,7 +106,9 @@ def main(argv: list[str]) -> int:
         return write_lock()
     if cmd == "bench":
         return run([str(BIN / "python"), "benchmarks/bench_pipeline.py", *rest])
-    return run([str(BIN / "python"), "-m", "pytest", "-q", *rest])
+    # two workers, one test file each (module fixtures such as the Slurm cluster stay in one process)
+    workers = [] if any(a == "-n" or a.startswith("-n") for a in rest) else ["-n", "2", "--dist", "loadfile"]
+    return run([str(BIN / "python"), "-m", "pytest", "-q", *workers, *rest])
 
 
 if __name__ == "__main__":

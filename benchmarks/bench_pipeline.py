@@ -53,7 +53,8 @@ def compute_seconds(work: Path) -> tuple[float, dict[str, float]]:
     for f in (work / "results").rglob("*.time.json"):
         rec = json.loads(f.read_text())
         kind = "train" if "/models/" in str(f) else "artefact" if "/artefacts/" in str(f) else "unlearn"
-        by_kind[kind] = by_kind.get(kind, 0.0) + float(rec["seconds"])
+        secs = sum(rec["repeats"]) if rec.get("repeats") else float(rec["seconds"])  # time_unlearn runs k times
+        by_kind[kind] = by_kind.get(kind, 0.0) + secs
     return sum(by_kind.values()), by_kind
 
 

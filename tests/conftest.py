@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -46,3 +47,17 @@ def tiny_config() -> dict:
     import copy
 
     return copy.deepcopy(TINY_CONFIG)
+
+
+def dry_run_jobs(dry_run: str) -> list[dict]:
+    """The jobs of a `snakemake -n` listing: rule, input files, wildcards."""
+    jobs = []
+    for block in re.split(r"\n(?=rule \w+:)", dry_run):
+        m = re.match(r"rule (\w+):", block)
+        if not m:
+            continue
+        inp = re.search(r"^\s+input: (.*)$", block, re.M)
+        wc = re.search(r"^\s+wildcards: (.*)$", block, re.M)
+        jobs.append({"rule": m.group(1), "input": inp.group(1).split(", ") if inp else [],
+                     "wildcards": dict(kv.split("=", 1) for kv in wc.group(1).split(", ")) if wc else {}})
+    return jobs

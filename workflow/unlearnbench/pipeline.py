@@ -142,6 +142,30 @@ def run_train_retrain(data: str, split: str, request: str, dataset_spec: dict, m
 
 
 # --------------------------------------------------------------------------- unlearning
+def split_timings(obj, path: str = ""):
+    """(obj without its wall-time entries, {dotted path: seconds}): keys named `seconds` or ending in
+    `_seconds` (e.g. a method's per-epoch log) differ between reruns, so they leave the info file."""
+    found: dict = {}
+    if isinstance(obj, dict):
+        out = {}
+        for k, v in obj.items():
+            key = f"{path}.{k}" if path else str(k)
+            if k == "seconds" or str(k).endswith("_seconds"):
+                found[key] = v
+            else:
+                out[k], sub = split_timings(v, key)
+                found.update(sub)
+        return out, found
+    if isinstance(obj, list):
+        out = []
+        for i, v in enumerate(obj):
+            item, sub = split_timings(v, f"{path}[{i}]")
+            out.append(item)
+            found.update(sub)
+        return out, found
+    return obj, found
+
+
 def run_unlearn(original: str, card: str, views: dict[str, str], artefacts: dict[str, Any], method_spec: dict,
                 seed: int, device: str, threads: int, out_ckpt: str, out_info: str, out_time: str,
                 protected: list[str] | None = None, mask: str | None = None, repeats: int = 0) -> None:
@@ -206,8 +230,9 @@ def run_unlearn(original: str, card: str, views: dict[str, str], artefacts: dict
 
         record["sparsity"] = meta["sparsity"] = sparsity_of(model, pruned)
     save_model(out_ckpt, model, meta)
+    record["info"], info_seconds = split_timings(record["info"])  # wall times belong in the sidecar
     write_json(out_info, record)
-    write_json(out_time, usage.record())
+    write_json(out_time, usage.record(**({"info_seconds": info_seconds} if info_seconds else {})))
 
 
 def _load_pruning_mask(path: str | None):

@@ -8,7 +8,9 @@ following the authors' code: for weight tensors (ndim > 1) var is averaged over 
 dimension (one value per output unit); the classifier head uses clamp_head and, like 1-D
 parameters (biases, norm scales), var x 10 (`scale_head_1d`); for class forgetting the forget
 classes' head rows are set to mean 0, var 1e-4 (`zero_forget_rows`, the code's class-removal step).
-Retain-only access (the forget set is not needed).
+Retain-only access (the forget set is not needed). `max_samples` (choice, default 0 = the whole
+retain set, as the code) estimates the Fisher on a seeded random subset of that many retain
+samples: the per-sample gradients (one per class per sample) dominate the cost on CPU.
 """
 
 from __future__ import annotations
@@ -36,9 +38,10 @@ class FisherForgetting(UnlearningMethod):
         "scale_head_1d": 10.0,   # var multiplier on the head and 1-D parameters
         "zero_forget_rows": True,
         "batch_size": 64,        # per-sample gradients are computed in chunks of this size
+        "max_samples": 0,        # Fisher on this many retain samples (0 = all; choice)
     }
 
-    checks = {"alpha": ge(0), "clamp": gt(0), "clamp_head": gt(0), "scale_head_1d": gt(0)}
+    checks = {"alpha": ge(0), "clamp": gt(0), "clamp_head": gt(0), "scale_head_1d": gt(0), "max_samples": ge(0)}
 
     def access(self) -> Access:
         return Access(retain="full")
@@ -47,9 +50,11 @@ class FisherForgetting(UnlearningMethod):
         from ..parts.fisher_diag import diag_fisher
 
         x, _ = data.retain
+        gen = generator(ctx.seed)
+        if 0 < self.hp["max_samples"] < len(x):
+            x = x[torch.randperm(len(x), generator=gen)[: self.hp["max_samples"]]]
         fisher = diag_fisher(model, x, self.hp["batch_size"], ctx.device)
         heads = _head_names(model, data.num_classes)
-        gen = generator(ctx.seed)
         stats = {}
         with torch.no_grad():
             for k, p in model.named_parameters():

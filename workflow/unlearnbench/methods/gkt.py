@@ -10,9 +10,13 @@ frozen teacher T (the original, eval mode). Each pseudo batch draws z once and r
 - generator: maximise KL(T(x) || S(x)) on the kept samples;
 - student: minimise KL(T(x)/T || S(x)/T) + at_beta * L_at (thesis Eq. 4), L_at the attention
   transfer of `parts.losses.attention_transfer` over intermediate activations (Eq. 5).
-Gradients are clipped to norm `grad_clip` for both. If the gate drops a whole batch `max_empty`
+Gradients are clipped to norm `grad_clip` for both. A batch the gate leaves with fewer than two
+samples counts as dropped (the student's train-mode BatchNorm needs two). If the gate drops a whole
+batch `max_empty`
 times in a row the generator is reset to its last snapshot (taken every `snapshot_every` pseudo
-batches), as the reference code does. G outputs the model's normalised input space (final BN,
+batches), as the reference code does; where the reference would then loop forever (every batch
+gated out even after resets), the run stops early with the student as it is and records
+`gate_stuck: true` and the pseudo batches done in unlearn.json (choice). G outputs the model's normalised input space (final BN,
 code); its output is mapped to pixels as mean + std * G(z) since our models normalise inside.
 The image shape comes from `Context.input_shape`. G only changes in generator steps, so the pseudo
 batch, the teacher's outputs and the gate are computed once for the student steps that follow (the
@@ -114,20 +118,25 @@ class GKT(UnlearningMethod):
 
         snapshot = copy.deepcopy(gnet.state_dict())
         done = empties = restores = attempts = 0
+        stuck = False
         kept, g_losses, s_losses = [], [], []
         student.train()
         try:
             while done < hp["pseudo_batches"]:
                 attempts += 1
                 if attempts > 2 * hp["pseudo_batches"] + 10 * hp["max_empty"]:
-                    raise UserError("gkt: the gate keeps dropping every generated sample; raise threshold")
+                    # the reference loops forever here; stop with the student as it is and say so
+                    ctx.log(f"gkt: the gate dropped every generated sample for {attempts - done - 1} batches; "
+                            f"stopping after {done} of {hp['pseudo_batches']} pseudo batches (raise threshold)")
+                    stuck = True
+                    break
                 z = torch.randn((hp["batch_size"], hp["z_dim"]), generator=gen).to(dev)
                 empty = False
                 for _ in range(hp["generator_steps"]):  # G: maximise the discrepancy on gated samples
                     x = mean + std * gnet(z)
                     t_logits = teacher(x)
                     keep = gate(t_logits, forget, hp["threshold"])
-                    if not keep.any():
+                    if int(keep.sum()) < 2:  # the train-mode student's BatchNorm needs two samples
                         empty = True
                         break
                     loss_g = -kl(student(x[keep]), t_logits[keep])
@@ -141,7 +150,7 @@ class GKT(UnlearningMethod):
                         t_logits, t_acts = taps[0](x) if taps else (teacher(x), [])
                         keep = gate(t_logits, forget, hp["threshold"])
                     kept.append(keep.float().mean().item())
-                    empty = not keep.any()
+                    empty = int(keep.sum()) < 2
                 if empty:  # the reference resets G to a snapshot after max_empty empty batches
                     empties += 1
                     if empties >= hp["max_empty"]:
@@ -169,7 +178,7 @@ class GKT(UnlearningMethod):
             for tap in taps:
                 tap.remove()
         student.eval()
-        ctx.info.update(pseudo_batches=done, gate_kept_mean=sum(kept) / max(len(kept), 1), generator_restores=restores,
+        ctx.info.update(pseudo_batches=done, gate_stuck=stuck, gate_kept_mean=sum(kept) / max(len(kept), 1), generator_restores=restores,
                         final_student_loss=s_losses[-1] if s_losses else None,
                         final_generator_loss=g_losses[-1] if g_losses else None)
         return student

@@ -2,12 +2,17 @@
 unlearning from per-class GANs; no real sample is read at deletion time.
 
 Stages (each its own file and rule; the functions live in parts/):
-1. train_gan (parts/gan.run_train_gan): one DCGAN per class, trained by the data owner on that
-   class's training images when the original model is trained (settings GAN_KEYS).
-2. make_synthetic (parts/synthetic.run_make_synthetic, kind "gan"): `samples_per_class` images per
-   class, each kept only if the original model predicts the GAN's class; the artefact
-   "synthetic_gan" is that .npz (settings GAN_KEYS + SAMPLE_KEYS). It does not depend on the forget
+1. train_gan (parts/gan.run_train_gan, rules/artefacts/gan.smk): one DCGAN per class, trained by
+   the data owner on that class's training images when the original model is trained (artefact
+   "gan", settings GAN_KEYS). The GANs depend on the data only, so every model trained on the same
+   dataset (and seed) shares them.
+2. make_synthetic (parts/synthetic.run_make_synthetic, kind "gan", rules/artefacts/synthetic.smk):
+   `samples_per_class` images per class, each kept only if the original model predicts the GAN's
+   class; the artefact "synthetic_gan" is that .npz (settings GAN_KEYS + SAMPLE_KEYS), with a PNG
+   grid of the accepted samples under results/figures/synthetic/. It does not depend on the forget
    request: every request on the same original model reuses it.
+The method declares both artefacts: it reads only the synthetic set; the GAN files are declared so
+that their training time is part of every MuGAN run's artefact cost (time_artefacts_s).
 3. unlearn (Alg. 8): D_f = synthetic samples of the forget classes, D_r = the others. Impair: one
    pass over D_f (batch `forget_batch_size`) minimising KD-KL(model(x_f), original(u)) with
    temperature T, u uniform random inputs of x_f's shape (parts/losses.kd_kl: batch-mean
@@ -50,6 +55,24 @@ UNLEARN_DEFAULTS = {
 UNLEARN_CHECKS = {"temperature": gt(0), "forget_batch_size": ge(1), "retain_batch_size": ge(1),
                   "random_input": one_of(*RANDOM_INPUTS)}
 SAMPLE_CHECKS = {"samples_per_class": ge(1), "max_draw_factor": ge(1), "sample_batch": ge(1)}
+
+
+def artefact_subkey(settings: dict, keys: tuple[str, ...]) -> str:
+    """The artefact key (as common.smk's artefact_key) of the generators a synthetic set is drawn
+    from: the hash of the generator settings among the synthetic set's settings."""
+    from ..config import config_hash
+
+    return config_hash({k: settings[k] for k in keys})[:10]
+
+
+def dataset_classes(spec: dict) -> int:
+    """The class count of a dataset entry, known before it is prepared (per-class GAN files)."""
+    from ..data import NUM_CLASSES
+
+    if spec["source"] not in NUM_CLASSES:
+        raise UserError(f"MuGAN needs the class count of dataset source {spec['source']!r} to plan one GAN per class; "
+                        f"known: {', '.join(sorted(NUM_CLASSES))}")
+    return NUM_CLASSES[spec["source"]]
 
 
 def synthetic_path(ctx, kind: str) -> str:
@@ -138,7 +161,8 @@ def unlearn_from_synthetic(method: UnlearningMethod, kind: str, model, data, ctx
     x, y, meta = load_synthetic(path, "gan" if kind == "synthetic_gan" else "inversion")
     xf, xr, yr = split_synthetic(x, y, data, method.name)
     log = impair_repair(model, ctx.original, xf, xr, yr, method.hp, ctx.seed, ctx.device, ctx.log, method.name)
-    ctx.info.update(n_forget=len(xf), n_retain=len(yr), accept_rate=meta["accept_rate"], log=log)
+    ctx.info.update(n_forget=len(xf), n_retain=len(yr), accept_rate=meta["accept_rate"], log=log,
+                    synthetic_file=path)
     return model
 
 
@@ -162,7 +186,7 @@ class MuGAN(UnlearningMethod):
     checks = {"gan_z_dim": ge(1), "gan_g_width": ge(1), "gan_d_width": ge(1), "gan_batch_size": ge(2),
               "gan_epochs": ge(1), "gan_beta1": between(0, 1, high_open=True), **SAMPLE_CHECKS, **UNLEARN_CHECKS}
     supports = frozenset({"class"})
-    artefacts = {"synthetic_gan": GAN_KEYS + SAMPLE_KEYS}
+    artefacts = {"gan": GAN_KEYS, "synthetic_gan": GAN_KEYS + SAMPLE_KEYS}
 
     def access(self) -> Access:
         return Access(label_text="generator (no real data)")

@@ -1,13 +1,17 @@
 """zMuGAN (paper 002, Sec. 3.1, Algs. 5, 6 and 8): zero-shot class unlearning; no data at all.
 
 Stages (each its own file and rule; the functions live in parts/):
-1. train_inversion (parts/kegnet.run_train_inversion): `inv_members` KegNet-style conditional
-   generators inverted from the frozen original model alone (Alg. 6, Eq. 11), one file per member,
-   each from its own seed (settings INVERSION_KEYS).
+1. train_kegnet (parts/kegnet.run_train_inversion, rules/artefacts/kegnet.smk): `inv_members`
+   KegNet-style conditional generators inverted from the frozen original model alone (Alg. 6,
+   Eq. 11), one file per member, each from its own seed (artefact "kegnet", settings
+   INVERSION_KEYS; the member count is not a key, so a smaller ensemble reuses the first members).
+   The rule's only input is the original checkpoint: zero-shot is visible in the DAG.
 2. make_synthetic (parts/synthetic.run_make_synthetic, kind "inversion"): `samples_per_class`
    images per class shared between the members, each kept only if the original model predicts the
    class the generator was conditioned on; the artefact "synthetic_inversion" is that .npz
-   (settings INVERSION_KEYS + inv_members + SAMPLE_KEYS). Independent of the forget request.
+   (settings INVERSION_KEYS + inv_members + SAMPLE_KEYS), with a PNG grid under
+   results/figures/synthetic/. Independent of the forget request. Both artefacts are declared, so
+   the inversion time is part of every zMuGAN run's artefact cost.
 3. unlearn: Alg. 8, exactly as MuGAN (methods/mugan.impair_repair).
 Multi-class forgetting works unchanged; random (sample) forgetting is not supported.
 
@@ -30,7 +34,7 @@ INVERSION_KEYS = ("inv_noise_dim", "inv_width", "inv_steps", "inv_batch_size", "
 @register_method("zmugan")
 class ZMuGAN(UnlearningMethod):
     defaults = {
-        # inversion ensemble (rule train_inversion, one job per member)
+        # inversion ensemble (rule train_kegnet, one job per member)
         "inv_members": 5,        # paper (Sec. 5.2, after KegNet)
         "inv_noise_dim": 10,     # KegNet
         "inv_width": 64,         # KegNet (channels 64, 16, 4 at 32x32)
@@ -53,7 +57,7 @@ class ZMuGAN(UnlearningMethod):
               "inv_output": one_of("tanh", "standardize"),
               "inv_dec_layers": ge(0), **SAMPLE_CHECKS, **UNLEARN_CHECKS}
     supports = frozenset({"class"})
-    artefacts = {"synthetic_inversion": INVERSION_KEYS + ("inv_members",) + SAMPLE_KEYS}
+    artefacts = {"kegnet": INVERSION_KEYS, "synthetic_inversion": INVERSION_KEYS + ("inv_members",) + SAMPLE_KEYS}
 
     def access(self) -> Access:
         return Access()  # "none (zero-shot)"

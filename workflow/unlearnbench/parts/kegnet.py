@@ -185,7 +185,7 @@ def load_inversion_generator(path: str, device: torch.device | str = "cpu") -> t
     tensors, meta = load_checkpoint(path)
     if meta.get("kind") != INVERSION_KIND or "arch" not in meta:
         raise UserError(f"{path} is not a zMuGAN inversion generator (kind {meta.get('kind')!r}); "
-                        "delete it and rerun rule train_inversion")
+                        "delete it and rerun rule train_kegnet")
     G = build_inversion_generator(meta["arch"])
     try:
         G.load_state_dict(tensors)
@@ -202,7 +202,7 @@ def original_id(meta: dict) -> dict:
 
 def run_train_inversion(original_ckpt: str, settings: dict, seed: int, member: int, device: str, threads: int,
                         out_generator: str, out_info: str, out_time: str) -> None:
-    """Rule train_inversion: one member of the zMuGAN generator ensemble, from the original model only.
+    """Rule train_kegnet: one member of the zMuGAN generator ensemble, from the original model only.
 
     Input: the original checkpoint (no dataset). Output: the generator (safetensors, kind
     "inversion_generator", meta with its architecture), a deterministic info JSON (settings, loss log)
@@ -217,7 +217,7 @@ def run_train_inversion(original_ckpt: str, settings: dict, seed: int, member: i
     s = {k: settings[k] for k in INVERSION_KEYS}
     member = int(member)
     if member < 0:
-        raise UserError(f"train_inversion: member must be >= 0, got {member}")
+        raise UserError(f"train_kegnet: member must be >= 0, got {member}")
     with measure(dev) as usage:
         state, info = train_inversion(model, meta["num_classes"], meta["in_channels"], meta["image_size"], s,
                                       member_seed(seed, member), dev, meta.get("mean"), meta.get("std"))

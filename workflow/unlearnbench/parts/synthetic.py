@@ -5,7 +5,9 @@ A generated image of class c is kept only if the original model's argmax on it i
 filter, the reference code's `generate_image_from_class`), until `samples_per_class` images of every
 class are kept. Per class at most `max_draw_factor * samples_per_class` images are drawn; a class
 that cannot be filled raises a UserError naming it. The ensemble shares each class's quota between
-its members (equal shares, the remainder to the first members). Generators sample in eval mode (BN
+its members (equal shares, the remainder to the first members; a member that falls short hands
+the shortfall on to the next members, what the last one misses goes round the ensemble once more,
+and the class fails only if the whole ensemble does). Generators sample in eval mode (BN
 running statistics), in batches of `sample_batch`; every (class, member) draws from its own seeded
 CPU generator, so a class's samples do not depend on the other classes.
 
@@ -33,10 +35,12 @@ def draw_seed(seed: int, cls: int, member: int) -> int:
 
 @torch.no_grad()
 def sample_filtered(draw, model: torch.nn.Module, cls: int, need: int, max_draws: int, batch: int,
-                    gen: torch.Generator, device: torch.device, who: str = "") -> tuple[torch.Tensor, dict]:
+                    gen: torch.Generator, device: torch.device, who: str = "",
+                    partial: bool = False) -> tuple[torch.Tensor, dict]:
     """Draw images with `draw(n, gen) -> [n,C,H,W]` until `need` of them are predicted `cls` by
     `model` (eval mode) or `max_draws` images were drawn. Returns (the first `need` accepted on the
-    CPU, {drawn, accepted}); raises UserError naming the class when it cannot be filled."""
+    CPU, {drawn, accepted}); raises UserError naming the class when it cannot be filled, unless
+    `partial` (then it returns what it kept, possibly nothing)."""
     model.eval()
     kept, n_kept, drawn = [], 0, 0
     while n_kept < need and drawn < max_draws:
@@ -47,11 +51,12 @@ def sample_filtered(draw, model: torch.nn.Module, cls: int, need: int, max_draws
         if ok.any():
             kept.append(x[ok].float().cpu())
             n_kept += int(ok.sum())
-    if n_kept < need:
+    if n_kept < need and not partial:
         raise UserError(f"synthetic data: class {cls}{who} gave only {n_kept} of {need} images the original model "
                         f"classifies as {cls} in {drawn} draws (acceptance {n_kept / max(drawn, 1):.1%}); retrain its "
                         "generator (more epochs/steps), lower samples_per_class or raise max_draw_factor")
-    return torch.cat(kept)[:need], {"drawn": drawn, "accepted": n_kept}
+    x = torch.cat(kept)[:need] if kept else torch.zeros((0, *draw(1, generator(0)).shape[1:]))
+    return x, {"drawn": drawn, "accepted": n_kept}
 
 
 def shares(total: int, parts: int) -> list[int]:
@@ -75,28 +80,43 @@ def make_synthetic(model: torch.nn.Module, generators: list, kind: str, num_clas
             plan = [(c, need, generators[c])]
         else:
             plan = [(m, q, g) for m, (q, g) in enumerate(zip(shares(need, len(generators)), generators)) if q > 0]
-        drawn = accepted = 0
-        for source, q, g in plan:
-            g.eval()
-            if kind == "gan":
-                def draw(n, gen, g=g):
-                    return g(torch.randn(n, g.z_dim, generator=gen).to(device))
-                who = f" (GAN of class {c})"
-            else:
-                onehot = torch.zeros(1, num_classes)
-                onehot[0, c] = 1
+        drawn = accepted = carry = 0
+        # a member that cannot fill its share hands the shortfall on to the next members; what is
+        # still missing after the last one goes round the ensemble once more (fresh draws), so one
+        # collapsed member does not sink the set; the class fails only if the whole ensemble does
+        rounds = 1 if kind == "gan" else 2
+        for rnd in range(rounds):
+            for i, (source, q, g) in enumerate(plan):
+                if rnd and not carry:
+                    break
+                g.eval()
+                if kind == "gan":
+                    def draw(n, gen, g=g):
+                        return g(torch.randn(n, g.z_dim, generator=gen).to(device))
+                    who = f" (GAN of class {c})"
+                    x, st = sample_filtered(draw, model, c, q, int(np.ceil(factor * q)), batch,
+                                            generator(draw_seed(seed, c, source)), device, who)
+                else:
+                    onehot = torch.zeros(1, num_classes)
+                    onehot[0, c] = 1
 
-                def draw(n, gen, g=g, onehot=onehot):
-                    z = torch.randn(n, g.noise_dim, generator=gen)
-                    return g(onehot.expand(n, -1).to(device), z.to(device))
-                who = f" (inversion member {source})"
-            x, st = sample_filtered(draw, model, c, q, int(np.ceil(factor * q)), batch,
-                                    generator(draw_seed(seed, c, source)), device, who)
-            xs.append(x)
-            ys.append(torch.full((len(x),), c, dtype=torch.long))
-            src.append(torch.full((len(x),), source, dtype=torch.long))
-            drawn += st["drawn"]
-            accepted += st["accepted"]
+                    def draw(n, gen, g=g, onehot=onehot):
+                        z = torch.randn(n, g.noise_dim, generator=gen)
+                        return g(onehot.expand(n, -1).to(device), z.to(device))
+                    q = carry if rnd else q + carry
+                    x, st = sample_filtered(draw, model, c, q, int(np.ceil(factor * q)), batch,
+                                            generator(draw_seed(seed + 7919 * rnd, c, source)), device, partial=True)
+                    carry = q - len(x)
+                xs.append(x)
+                ys.append(torch.full((len(x),), c, dtype=torch.long))
+                src.append(torch.full((len(x),), source, dtype=torch.long))
+                drawn += st["drawn"]
+                accepted += st["accepted"]
+        if carry:
+            raise UserError(f"synthetic data: class {c} (inversion ensemble of {len(plan)}) gave only "
+                            f"{need - carry} of {need} images the original model classifies as {c} in "
+                            f"{drawn} draws; retrain the generators (more steps), lower samples_per_class or "
+                            "raise max_draw_factor")
         per_class.append({"class": c, "drawn": drawn, "accepted": accepted, "accept_rate": accepted / max(drawn, 1)})
     x = torch.cat(xs)
     arrays = {"x": x.numpy().astype(np.float32), "y": torch.cat(ys).numpy(), "source": torch.cat(src).numpy(),
@@ -105,6 +125,18 @@ def make_synthetic(model: torch.nn.Module, generators: list, kind: str, num_clas
     info = {"kind": kind, "settings": s, "seed": seed, "n": int(len(x)), "per_class": per_class,
             "pixel_min": float(x.min()), "pixel_max": float(x.max())}
     return arrays, info
+
+
+def class_grid(x: np.ndarray, y: np.ndarray, num_classes: int, per_row: int) -> np.ndarray:
+    """[H, W, C] image: a row per class with `per_row` of its samples, evenly spaced, 1-px white gaps."""
+    c, h, w = x.shape[1:]
+    grid = np.ones((num_classes * (h + 1), per_row * (w + 1), c), dtype=np.float32)
+    for k in range(num_classes):
+        xk = x[y == k]
+        sel = xk[np.unique(np.linspace(0, len(xk) - 1, per_row).round().astype(int))] if len(xk) else xk
+        for j, img in enumerate(sel):
+            grid[k * (h + 1):k * (h + 1) + h, j * (w + 1):j * (w + 1) + w] = img.transpose(1, 2, 0)
+    return grid
 
 
 def save_grid_png(path: str, x: np.ndarray, y: np.ndarray, num_classes: int, per_row: int = 10,
@@ -117,13 +149,8 @@ def save_grid_png(path: str, x: np.ndarray, y: np.ndarray, num_classes: int, per
 
     from ..io import atomic_path
 
-    c, h, w = x.shape[1:]
-    grid = np.ones((num_classes * (h + 1), per_row * (w + 1), c), dtype=np.float32)
-    for k in range(num_classes):
-        xk = x[y == k]
-        sel = xk[np.unique(np.linspace(0, len(xk) - 1, per_row).round().astype(int))] if len(xk) else xk
-        for j, img in enumerate(sel):
-            grid[k * (h + 1):k * (h + 1) + h, j * (w + 1):j * (w + 1) + w] = img.transpose(1, 2, 0)
+    c, h = x.shape[1], x.shape[2]
+    grid = class_grid(x, y, num_classes, per_row)
     cell = min(max(0.25, 0.5 * h / 16), 30 / num_classes)  # inches per image; at most ~30 inches tall
     fig, ax = plt.subplots(figsize=(0.6 + per_row * cell, 0.4 + num_classes * cell), dpi=100)
     ax.imshow(np.clip(grid[..., 0] if c == 1 else grid, 0, 1), cmap="gray" if c == 1 else None,
@@ -193,7 +220,7 @@ def run_make_synthetic(original_ckpt: str, generator_paths: list[str], kind: str
         if kind == "inversion":
             want, got = original_id(meta), gm.get("original", {})
             if want.get("config_hash") and got.get("config_hash") and want != got:
-                raise UserError(f"{p} was inverted from another original model; rerun rule train_inversion")
+                raise UserError(f"{p} was inverted from another original model; rerun rule train_kegnet")
     with measure(dev) as usage:
         arrays, info = make_synthetic(model, gens, kind, k, settings, seed, dev)
     key = "class" if kind == "gan" else "member"

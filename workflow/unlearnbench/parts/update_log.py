@@ -12,8 +12,9 @@ Usage with `training.train` (whose hook runs after each optimiser step):
     log.start(model)                    # before the first step
     train(model, x_train, y_train, recipe, seed, dev, on_batch=log.on_batch)
     log.save(path, model)               # safetensors, with a fingerprint of the final weights
-`on_batch(model, step, idx)` needs the batch's indices into x_train; `training.train` must pass them
-(one-line change: `on_batch(model, step, idx)`); without them the recorder raises.
+`training.train` calls `on_batch(model, step, idx)` with the batch's indices into x_train. In the
+workflow the log is the artefact of rule record_update_log (`run_record_update_log` below), which
+replays the original's training with the recorder and checks the replay bit for bit.
 """
 
 from __future__ import annotations
@@ -186,3 +187,91 @@ class UpdateLog:
         write_flat(model, flat - total.to(flat.device), self.buffers)
         return {"steps_undone": int(sel.sum()), "steps_recorded": len(self.steps), "steps_total": self.n_steps,
                 "undo_norm": float(total.norm())}
+
+
+# ---------------------------------------------------------------------------------- pipeline stage
+MAX_LOG_BYTES = 16 * 2**30  # refuse logs larger than this (every step of a class request is logged)
+
+
+def _first_difference(a: dict, b: dict) -> str | None:
+    """The name of the first tensor in which two state dicts differ (None when bit-identical)."""
+    if set(a) != set(b):
+        return sorted(set(a) ^ set(b))[0]
+    for k in a:
+        x, y = a[k].detach().cpu(), b[k].detach().cpu()
+        if x.shape != y.shape or x.dtype != y.dtype or not torch.equal(x, y):
+            return k
+    return None
+
+
+def run_record_update_log(data: str, split: str, original: str, classes: list[int], settings: dict,
+                          model_spec: dict, recipe: dict, seed: int, device: str, threads: int,
+                          out_log: str, out_info: str, out_time: str) -> None:
+    """Rule record_update_log: Amnesiac's training-time log, recorded by replaying the original's
+    training (rule train_original: same seed, initialisation, batch order and recipe) with the
+    recorder as `training.train`'s on_batch hook. The replayed final weights must equal the original
+    checkpoint bit for bit (every parameter and buffer), else the log would belong to another model:
+    the job then fails with one line (e.g. non-deterministic GPU kernels). Inputs: the dataset archive,
+    its split and the original checkpoint; settings: log_buffers. The timing sidecar's `seconds` are
+    the recording overhead (hook + saving), the part the data owner pays on top of training; the
+    replayed training time is recorded next to it as `replay_seconds`."""
+    import time
+
+    import numpy as np
+
+    from ..data import to_float
+    from ..io import load_checkpoint, read_json, read_npz, write_json
+    from ..models.checkpoint import new_model
+    from ..runtime import measure, resolve_device, seed_everything
+    from ..training import train
+
+    classes = sorted({int(c) for c in classes})
+    buffers = bool(settings.get("log_buffers", False))
+    dev = resolve_device(device)
+    o_state, o_meta = load_checkpoint(original)
+    if o_meta.get("kind") != "original" or "model_spec" not in o_meta:
+        raise UserError(f"{original} is not an original-model checkpoint of rule train_original; rebuild it")
+    if o_meta["model_spec"] != model_spec:
+        raise UserError(f"{original} was trained with model {o_meta['model_spec']}, the config says {model_spec}; rebuild it")
+    if o_meta.get("sparsity") is not None:
+        raise UserError("record_update_log replays a dense original's training; pruned originals are not supported")
+    d, split_d = read_npz(data), read_json(split)
+    x, y = to_float(d["x"]), torch.from_numpy(d["y"].astype(np.int64))
+    tr, va = torch.as_tensor(np.asarray(split_d["train"])), torch.as_tensor(np.asarray(split_d["val"]))
+    seed_everything(seed, threads)  # exactly as train_original (pipeline._train, replica 0)
+    model = new_model(d, model_spec)
+    n_params = sum(p.numel() for p in model.parameters()) + (
+        sum(b.numel() for b in model.buffers() if b.is_floating_point()) if buffers else 0)
+    steps = int(recipe.get("epochs", 30)) * -(-len(tr) // int(recipe.get("batch_size", 64)))
+    if steps * n_params * 4 > MAX_LOG_BYTES:
+        raise UserError(f"record_update_log: the log could take {steps * n_params * 4 / 2**30:.0f} GiB ({steps} steps x "
+                        f"{n_params} values); use a smaller model or recipe, or leave amnesiac out of this study")
+    log = UpdateLog(y[tr], classes, len(d["class_names"]), sample_ids=tr, buffers=buffers)
+    hook_seconds = [0.0]
+
+    def on_batch(m, step, idx):
+        t0 = time.perf_counter()
+        log.on_batch(m, step, idx)
+        hook_seconds[0] += time.perf_counter() - t0
+
+    with measure(dev) as usage:
+        log.start(model)
+        t_train = time.perf_counter()
+        train(model, x[tr], y[tr], recipe, seed, dev, val=(x[va], y[va]), desc="replay", on_batch=on_batch)
+        replay = time.perf_counter() - t_train
+        diff = _first_difference(model.state_dict(), o_state)
+        if diff is not None:
+            raise UserError(f"record_update_log: the replayed training differs from {original} (first in {diff}): "
+                            f"training is not deterministic on {dev} (e.g. GPU kernels); record the log on the CPU "
+                            "with the threads the original was trained with")
+        t_save = time.perf_counter()
+        info = log.save(out_log, model, {"original_config_hash": o_meta.get("config_hash"), "seed": seed})
+        save_seconds = time.perf_counter() - t_save
+    info = {k: v for k, v in info.items() if k not in ("names", "shapes")}
+    info.update(n_train=int(len(tr)), n_params=n_params, bytes=int(len(log.steps) * n_params * 4),
+                replay_identical=True)
+    write_json(out_info, info)
+    write_json(out_time, {**usage.record(), "seconds": hook_seconds[0] + save_seconds, "replay_seconds": replay,
+                          "replay_and_record_seconds": usage.seconds})
+    print(f"update log: {info['n_recorded']} of {info['n_steps']} steps hold a sample of {classes} "
+          f"({info['bytes'] / 2**20:.1f} MiB); replayed training identical to {original}", flush=True)

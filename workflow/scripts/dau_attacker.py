@@ -1,0 +1,18 @@
+"""Rule dau_attacker: DAU's attacker pretrained against the original model on the forget and
+validation data views."""
+import sys
+
+sys.path.insert(0, snakemake.scriptdir + "/..")  # noqa: F821  the library, in any environment (venv, conda, cluster)
+
+from unlearnbench.cli import script_main
+from unlearnbench.parts.attacker import run_pretrain_attacker
+
+
+def main(s):
+    run_pretrain_attacker(original_ckpt=s.input.original, forget_view=s.input.forget, val_view=s.input.val,
+                          settings=dict(s.params.settings), seed=int(s.wildcards.seed), device=s.params.device,
+                          threads=s.params.threads, out_attacker=s.output.attacker, out_info=s.output.info,
+                          out_time=s.output.time)
+
+
+script_main(main, snakemake)  # noqa: F821

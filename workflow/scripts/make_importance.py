@@ -1,0 +1,18 @@
+"""Rule make_importance: UISPS's diagonal-Fisher parameter importance on the synthetic forget samples
+and on the retain portion D'_r (a data view)."""
+import sys
+
+sys.path.insert(0, snakemake.scriptdir + "/..")  # noqa: F821  the library, in any environment (venv, conda, cluster)
+
+from unlearnbench.cli import script_main
+from unlearnbench.parts.suppression import run_importance
+
+
+def main(s):
+    run_importance(original_ckpt=s.input.original, synthetic_npz_paths=list(s.input.inversion),
+                   retain_view=s.input.retain, settings=dict(s.params.settings), seed=int(s.wildcards.seed),
+                   device=s.params.device, threads=s.params.threads, out_importance=s.output.importance,
+                   out_info=s.output.info, out_time=s.output.time)
+
+
+script_main(main, snakemake)  # noqa: F821

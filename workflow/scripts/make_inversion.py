@@ -1,0 +1,17 @@
+"""Rule make_inversion: UISPS's synthetic replacement samples of one forgotten class, from the
+original model alone (no data)."""
+import sys
+
+sys.path.insert(0, snakemake.scriptdir + "/..")  # noqa: F821  the library, in any environment (venv, conda, cluster)
+
+from unlearnbench.cli import script_main
+from unlearnbench.parts.inversion import run_invert_class
+
+
+def main(s):
+    run_invert_class(original_ckpt=s.input.original, cls=int(s.wildcards.cls), settings=dict(s.params.settings),
+                     seed=int(s.wildcards.seed), device=s.params.device, threads=s.params.threads,
+                     out_npz=s.output.samples, out_info=s.output.info, out_time=s.output.time, out_png=s.output.grid)
+
+
+script_main(main, snakemake)  # noqa: F821

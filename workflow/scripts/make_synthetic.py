@@ -1,0 +1,18 @@
+"""Rule make_synthetic: the class-filtered synthetic dataset of MuGAN (kind gan) or zMuGAN (kind
+inversion), and its image grid."""
+import sys
+
+sys.path.insert(0, snakemake.scriptdir + "/..")  # noqa: F821  the library, in any environment (venv, conda, cluster)
+
+from unlearnbench.cli import script_main
+from unlearnbench.parts.synthetic import run_make_synthetic
+
+
+def main(s):
+    run_make_synthetic(original_ckpt=s.input.original, generator_paths=[str(p) for p in s.input.generators],
+                       kind=s.wildcards.kind, settings=dict(s.params.settings), seed=int(s.wildcards.seed),
+                       device=s.params.device, threads=s.params.threads, out_npz=s.output.synthetic,
+                       out_info=s.output.info, out_time=s.output.time, out_png=s.output.grid)
+
+
+script_main(main, snakemake)  # noqa: F821
