@@ -79,6 +79,15 @@ def test_second_run_is_a_noop(tiny_run):
     assert "Nothing to be done" in proc.stdout + proc.stderr
 
 
+def test_the_same_settings_in_another_order_rerun_nothing(tiny_run):
+    work, cfg = tiny_run
+    cfg = json.loads(json.dumps(cfg))
+    cfg["training"]["tiny"] = dict(reversed(list(cfg["training"]["tiny"].items())))
+    cfg["methods"]["finetune"] = {"tune": None, "epochs": 5, "method": "finetune"}  # config.yaml's, reordered
+    proc = run_snakemake(work, cfg, [TARGET], "-n")
+    assert "Nothing to be done" in proc.stdout + proc.stderr, proc.stdout[-2000:]
+
+
 def test_changing_one_method_reruns_only_that_method(tiny_run):
     work, cfg = tiny_run
     cfg = json.loads(json.dumps(cfg))

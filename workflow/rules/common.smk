@@ -10,9 +10,9 @@ from functools import lru_cache
 from snakemake.exceptions import WorkflowError
 from snakemake.utils import validate
 
-from unlearnbench.config import (add_tuning_trials, artefact_key, check_config, coerce_numbers, config_hash,
-                                 figure_runs, format_validation_error, study_runs, study_setups, tuning_runs,
-                                 tuning_trials)
+from unlearnbench.config import (add_tuning_trials, artefact_key, canonical_order, check_config, coerce_numbers,
+                                 config_hash, figure_runs, format_validation_error, study_runs, study_setups,
+                                 tuning_runs, tuning_trials)
 from unlearnbench.errors import UserError
 from unlearnbench.methods import create_method
 from unlearnbench.report.figures import figure_reads
@@ -22,6 +22,7 @@ try:
     coerce_numbers(config, _SCHEMA)  # "1e-3" and --config strings become numbers where a number is expected
     validate(config, schema=_SCHEMA)
     add_tuning_trials(config)  # each tuning trial becomes a method instance
+    canonical_order(config)  # params compare as text: key order must not trigger reruns
     check_config(config)
 except WorkflowError as e:
     raise SystemExit(format_validation_error(e))

@@ -260,6 +260,20 @@ def tuning_trials(config: dict[str, Any], name: str) -> dict[str, list[tuple[str
     return out
 
 
+def _sorted(obj: Any) -> Any:
+    return {k: _sorted(obj[k]) for k in sorted(obj)} if isinstance(obj, dict) else obj
+
+
+def canonical_order(config: dict[str, Any]) -> None:
+    """Sort the keys inside every dataset, model, recipe, scenario and method block. Rules take these
+    blocks as params and Snakemake compares params as text, so an overlay that only lists the same
+    settings in another order would otherwise rerun every job that reads them. Tuning grids keep
+    their order: it decides which points a budget covers."""
+    for group in ("datasets", "models", "training", "scenarios", "methods"):
+        for name, block in config.get(group, {}).items():
+            config[group][name] = _sorted(block)
+
+
 def add_tuning_trials(config: dict[str, Any]) -> None:
     """In place: every tuning trial becomes a method instance (so the ordinary rules run it), after
     checking that tuning never changes what a method reads (its access, its artefacts' keys)."""
