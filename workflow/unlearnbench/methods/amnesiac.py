@@ -134,7 +134,9 @@ class AmnesiacRelabel(UnlearningMethod):
         return random_other_labels(y, data.num_classes, gen)
 
     def unlearn(self, model, data, ctx):
-        hp, dev = self.hp, ctx.device
+        from ..parts.relabel import ce_pass
+
+        hp = self.hp
         xf, yf = data.forget
         xr, yr = data.retain if hp["use_retain"] else (xf[:0], yf[:0])
         gen = generator(ctx.seed)
@@ -144,16 +146,7 @@ class AmnesiacRelabel(UnlearningMethod):
         set_bn_train(model, hp["bn_train"])
 
         def fit(x, y, bs):
-            tot = 0.0
-            for idx in iterate_batches(len(y), bs, gen):
-                loss = F.cross_entropy(model(x[idx].to(dev)), y[idx].to(dev))
-                if not torch.isfinite(loss):
-                    raise UserError(f"amnesiac_relabel: loss became {loss.item()}; lower lr")
-                opt.zero_grad(set_to_none=True)
-                loss.backward()
-                opt.step()
-                tot += loss.item() * len(idx)
-            return tot / max(len(y), 1)
+            return ce_pass(model, opt, x, y, bs, gen, "amnesiac_relabel")
 
         log = []
         for epoch in range(hp["epochs"]):

@@ -50,7 +50,7 @@ from ..errors import UserError
 from ..lazy import F, torch
 from ..parts.inversion import ENTROPY_SIGNS, INVERSION_DEFAULTS, INVERSION_KEYS, PARAMS
 from ..parts.suppression import FISHER_KINDS, IMPORTANCE_KEYS, NORM_SCOPES
-from ..runtime import generator, iterate_batches
+from ..runtime import generator
 from ..training import make_optimizer, set_bn_train
 from ._base import Access, UnlearningMethod, between, ge, one_of, register_method
 
@@ -152,6 +152,7 @@ class UISPS(UnlearningMethod):
 
     def unlearn(self, model, data, ctx):
         from ..parts.inversion import load_inversion
+        from ..parts.relabel import ce_pass
         from ..parts.suppression import load_importance, mask_summary, restrict_updates, select_parameters
 
         hp, dev = self.hp, ctx.device
@@ -191,18 +192,9 @@ class UISPS(UnlearningMethod):
             for epoch in range(hp["epochs"]):
                 model.train()
                 set_bn_train(model, hp["bn_train"])
-                tot = 0.0
-                for idx in iterate_batches(len(t), hp["batch_size"], gen):
-                    idx = idx.to(dev)
-                    loss = F.cross_entropy(model(x[idx]), t[idx])  # Eq. 14, soft targets
-                    if not torch.isfinite(loss):
-                        raise UserError(f"uisps: loss became {loss.item()} in epoch {epoch + 1}; lower lr")
-                    opt.zero_grad(set_to_none=True)
-                    loss.backward()
-                    opt.step()
-                    tot += loss.item() * len(idx)
-                log.append({"epoch": epoch + 1, "loss": tot / len(t), "n": len(t)})
-                ctx.log(f"uisps epoch {epoch + 1}: loss={tot / len(t):.4f} n={len(t)}")
+                loss = ce_pass(model, opt, x, t, hp["batch_size"], gen, f"uisps (epoch {epoch + 1})")  # Eq. 14, soft targets
+                log.append({"epoch": epoch + 1, "loss": loss, "n": len(t)})
+                ctx.log(f"uisps epoch {epoch + 1}: loss={loss:.4f} n={len(t)}")
         model.eval()
         # the artefact files this run consumed (figure kind tsne_synthetic finds the samples here)
         files = {k: ([str(v)] if isinstance(v, str) else [str(p) for p in v]) for k, v in ctx.artefacts.items()}

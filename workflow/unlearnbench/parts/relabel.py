@@ -9,8 +9,27 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..errors import UserError
 from ..runtime import generator, iterate_batches
 from ..training import make_optimizer, set_bn_train
+
+
+def ce_pass(model: nn.Module, opt: torch.optim.Optimizer, x: torch.Tensor, y: torch.Tensor, batch_size: int,
+            gen: torch.Generator, what: str) -> float:
+    """One pass of cross-entropy steps over shuffled batches of (x, y) (labels or soft targets) on the
+    model's device; a non-finite loss stops with one line naming `what`. Returns the mean loss."""
+    dev = next(model.parameters()).device
+    tot = 0.0
+    for idx in iterate_batches(len(y), batch_size, gen):
+        i = idx.to(x.device)
+        loss = F.cross_entropy(model(x[i].to(dev)), y[i].to(dev))
+        if not torch.isfinite(loss):
+            raise UserError(f"{what}: loss became {loss.item()}; lower lr")
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        tot += loss.item() * len(idx)
+    return tot / max(len(y), 1)
 
 
 def fit_cross_entropy(model: nn.Module, hp: dict[str, Any], ctx: Any, bn_train: bool,
