@@ -1,4 +1,4 @@
-"""Helpers shared by figure kinds: grouping runs into panels (one per setup and scenario)."""
+"""Helpers shared by figure kinds: grouping runs into panels (one per setup and scenario), features."""
 
 from __future__ import annotations
 
@@ -21,3 +21,17 @@ def by_method(runs: list[dict], method: str) -> dict:
 
 def title(key: tuple) -> str:
     return f"{key[0]}/{key[1]} — {key[2]}"
+
+
+def features_and_logits(model, x, dev, bs: int = 512):
+    """(penultimate features [N, D], logits [N, K]) as numpy arrays, in eval mode, batch by batch."""
+    import torch
+
+    model.eval()
+    feats, logits = [], []
+    with torch.no_grad():
+        for i in range(0, len(x), bs):
+            f = model.forward_features(x[i:i + bs].to(dev)).flatten(1)
+            feats.append(f.cpu())
+            logits.append(model.head(f).cpu())
+    return torch.cat(feats).numpy(), torch.cat(logits).numpy()

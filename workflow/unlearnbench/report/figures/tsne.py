@@ -7,19 +7,6 @@ from __future__ import annotations
 READS = ("checkpoint", "data", "request")
 
 
-def _features(model, x, dev, bs: int = 512):
-    import torch
-
-    model.eval()
-    feats, preds = [], []
-    with torch.no_grad():
-        for i in range(0, len(x), bs):
-            f = model.forward_features(x[i:i + bs].to(dev))
-            feats.append(f.flatten(1).cpu())
-            preds.append(model.head(f).argmax(1).cpu())
-    return torch.cat(feats).numpy(), torch.cat(preds).numpy()
-
-
 def draw(runs, tables, options, device, threads):
     import numpy as np
     import pandas as pd
@@ -31,7 +18,7 @@ def draw(runs, tables, options, device, threads):
     from ...models.checkpoint import load_model
     from ...runtime import resolve_device, seed_everything
     from . import pyplot
-    from ._panels import by_method
+    from ._panels import by_method, features_and_logits
 
     seed = int(options.get("seed", 0))
     seed_everything(seed, threads)
@@ -48,7 +35,8 @@ def draw(runs, tables, options, device, threads):
     out = {"index": idx, "label": y}
     for stage, method in stages.items():
         model, _ = load_model(by_method(runs, method)["files"]["checkpoint"], dev)
-        f, p = _features(model, x, dev)
+        f, logits = features_and_logits(model, x, dev)
+        p = logits.argmax(1)
         emb = TSNE(n_components=2, init="pca", random_state=seed, perplexity=min(30, max(5, len(idx) // 10))).fit_transform(f)
         out[f"x_{stage}"], out[f"y_{stage}"], out[f"pred_{stage}"] = emb[:, 0], emb[:, 1], p
     df = pd.DataFrame(out)

@@ -26,17 +26,14 @@ import os
 READS = ("checkpoint", "data", "request")
 
 
-def _features(model, x, dev, bs: int = 256):
+def _features(model, x, dev):
+    """(features, class probabilities) of x."""
     import torch
 
-    model.eval()
-    feats, probs = [], []
-    with torch.no_grad():
-        for i in range(0, len(x), bs):
-            f = model.forward_features(x[i:i + bs].to(dev)).flatten(1)
-            feats.append(f.cpu())
-            probs.append(torch.softmax(model.head(f), 1).cpu())
-    return torch.cat(feats).numpy(), torch.cat(probs).numpy()
+    from ._panels import features_and_logits
+
+    f, logits = features_and_logits(model, x, dev, bs=256)
+    return f, torch.softmax(torch.from_numpy(logits), 1).numpy()
 
 
 def _inversion_of(run: dict) -> tuple[list[str], int]:
