@@ -85,8 +85,27 @@ def run(cmd: list[str]) -> int:
     return subprocess.call(cmd, cwd=ROOT, env=env)
 
 
-def snakemake(targets: list[str]) -> int:
-    return run([str(BIN / "snakemake"), "--workflow-profile", "workflow/profiles/default", *targets])
+def snakemake(args: list[str]) -> int:
+    """Snakemake on `args`; a call of targets alone whose last successful build is unchanged answers
+    at once (workflow/unlearnbench/uptodate.py: the fingerprint of every file it could depend on)."""
+    sys.path.insert(0, str(ROOT / "workflow"))
+    from unlearnbench import uptodate  # standard library only
+
+    site = next(iter(sorted(VENV.glob("lib/python*/site-packages"))), None)
+    site = str(site) if site else None
+    fast = uptodate.split_args(args)
+    work = ROOT / (fast[0] or ".") if fast else ROOT
+    if fast and (built := uptodate.is_up_to_date(work, ROOT, fast[1], site)):
+        log(f"nothing to be done: {' '.join(fast[1])} and every file under Snakefile, config.yaml, workflow/, "
+            f"results/ and the data root are unchanged since the build of {built} "
+            "(UNLEARNBENCH_UPTODATE=0 asks Snakemake anyway)")
+        return 0
+    rc = run([str(BIN / "snakemake"), "--workflow-profile", "workflow/profiles/default", *args])
+    if fast and rc == 0:
+        uptodate.record(work, ROOT, fast[1], site)
+    elif (work / uptodate.STAMP).exists():
+        uptodate.forget(work)
+    return rc
 
 
 def main(argv: list[str]) -> int:

@@ -6,9 +6,13 @@ For each benchmark (table1, and each paper's index page with --papers), in a fre
   compute_s     the single-thread compute inside its jobs: the sum of every stage's `seconds`
                 (*.time.json sidecars: training, pruning, artefacts, unlearning)
   ratio         cold_s / (compute_s / cores): 1.0 = no pipeline overhead at all
+  job_work_s    everything inside the jobs' scripts (loading, evaluation and MIA fits, writing files
+                too), summed from the warm runner's trace (UNLEARNBENCH_WARM_TRACE)
+  ratio_job_work  cold_s / (job_work_s / cores): what Snakemake and process start-up add
   jobs          number of jobs the build ran
-  noop_s        wall time of a rerun that finds nothing to do
-  startup_s     `snakemake --version` (the floor every invocation pays: Snakemake's own imports)
+  noop_s        wall time of a `snakemake` rerun that finds nothing to do
+  noop_bootstrap_s  the same through `python3.11 bootstrap.py run`, answered from the build's fingerprint
+  startup_s     `snakemake --version` (the floor every Snakemake invocation pays: its own imports)
   changed_s     (table1) after changing one method hyperparameter (methods.finetune.lr)
 plus the machine (CPU, cores, load average before and after) and the git commit. Writes
 benchmarks/out/<name>.json and prints a Markdown table.
@@ -37,11 +41,11 @@ REPO = Path(__file__).resolve().parents[1]
 SNAKEMAKE = str(Path(sys.executable).with_name("snakemake"))
 
 
-def run(work: Path, cores: int, targets: list[str], *extra: str) -> tuple[float, str]:
+def run(work: Path, cores: int, targets: list[str], *extra: str, env: dict | None = None) -> tuple[float, str]:
     cmd = [SNAKEMAKE, "--snakefile", str(REPO / "Snakefile"), "--directory", str(work), "--cores", str(cores),
            "--workflow-profile", str(REPO / "workflow" / "profiles" / "default"), *extra, *targets]
     t0 = time.perf_counter()
-    proc = subprocess.run(cmd, capture_output=True, text=True)
+    proc = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, **(env or {})})
     secs = time.perf_counter() - t0
     if proc.returncode != 0:
         sys.exit(f"snakemake failed on {targets}:\n{proc.stderr[-3000:]}")
@@ -77,15 +81,30 @@ def bench(name: str, targets: list[str], cores: int, out: Path, change: bool) ->
     shutil.rmtree(work, ignore_errors=True)
     work.mkdir(parents=True)
     load0 = os.getloadavg()
-    cold, log = run(work, cores, targets)
+    trace = work / "warm_trace.jsonl"  # every job's script time, as the warm runner measured it
+    cold, log = run(work, cores, targets, env={"UNLEARNBENCH_WARM_TRACE": str(trace)})
     compute, by_kind = compute_seconds(work)
+    scripts = [json.loads(l) for l in trace.read_text().splitlines()] if trace.exists() else []
+    job_work = sum(r["seconds"] for r in scripts)
     noop, _ = run(work, cores, targets)
     t0 = time.perf_counter()
     subprocess.run([SNAKEMAKE, "--version"], capture_output=True)
     startup = time.perf_counter() - t0
+    # the README's command: bootstrap.py run records the build's fingerprint, the same call again answers
+    # from it without Snakemake (workflow/unlearnbench/uptodate.py)
+    boot = [shutil.which("python3.11") or sys.executable, str(REPO / "bootstrap.py"), "run", "--directory", str(work), *targets]
+    subprocess.run(boot, capture_output=True, check=True)
+    t0 = time.perf_counter()
+    fast = subprocess.run(boot, capture_output=True, text=True, check=True)
+    noop_boot = time.perf_counter() - t0
+    if "nothing to be done" not in fast.stdout:
+        sys.exit(f"bootstrap.py did not answer from the fingerprint:\n{fast.stdout[-2000:]}")
     res = {"name": name, "targets": targets, "cores": cores, "cold_s": round(cold, 1), "compute_s": round(compute, 1),
            "compute_by_stage_s": {k: round(v, 1) for k, v in by_kind.items()}, "jobs": jobs_done(log),
            "ratio": round(cold / (compute / cores), 2) if compute else None, "noop_s": round(noop, 2),
+           "job_work_s": round(job_work, 1), "jobs_traced": len(scripts),
+           "ratio_job_work": round(cold / (job_work / cores), 2) if job_work else None,
+           "noop_bootstrap_s": round(noop_boot, 2), "warm_runner": os.environ.get("UNLEARNBENCH_WARM", "1") != "0",
            "startup_s": round(startup, 2), "load_before": [round(v, 2) for v in load0]}
     if change:
         ft = dict(yaml.safe_load((REPO / "config.yaml").read_text())["methods"]["finetune"])
@@ -118,11 +137,14 @@ def main() -> None:
         (out / f"{name}.json").write_text(json.dumps(res, indent=2) + "\n")
         rows.append(res)
         print(f"{name}: cold {res['cold_s']} s, compute {res['compute_s']} s, ratio {res['ratio']}, "
-              f"noop {res['noop_s']} s, {res['jobs']} jobs", flush=True)
-    print("\n| benchmark | jobs | cold (s) | in-job compute (s) | cold ÷ (compute ÷ cores) | no-op (s) | snakemake startup (s) |")
-    print("|---|---|---|---|---|---|---|")
+              f"job work {res['job_work_s']} s (ratio {res['ratio_job_work']}), "
+              f"noop {res['noop_s']} s (bootstrap {res['noop_bootstrap_s']} s), {res['jobs']} jobs", flush=True)
+    print("\n| benchmark | jobs | cold (s) | in-job compute (s) | cold ÷ (compute ÷ cores) | all job work (s) | "
+          "cold ÷ (work ÷ cores) | no-op: bootstrap.py (s) | no-op: snakemake (s) | snakemake --version (s) |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
     for r in rows:
-        print(f"| {r['name']} | {r['jobs']} | {r['cold_s']} | {r['compute_s']} | {r['ratio']} | {r['noop_s']} | {r['startup_s']} |")
+        print(f"| {r['name']} | {r['jobs']} | {r['cold_s']} | {r['compute_s']} | {r['ratio']} | {r['job_work_s']} | "
+              f"{r['ratio_job_work']} | {r['noop_bootstrap_s']} | {r['noop_s']} | {r['startup_s']} |")
 
 
 if __name__ == "__main__":

@@ -28,14 +28,16 @@ TINY_CONFIG = {
 }
 
 
-def run_snakemake(workdir: Path, config: dict, targets: list[str], *extra: str, check: bool = True) -> subprocess.CompletedProcess:
-    """Run the repository's workflow in `workdir` with `config` layered over config.yaml."""
+def run_snakemake(workdir: Path, config: dict, targets: list[str], *extra: str, check: bool = True,
+                  env: dict | None = None) -> subprocess.CompletedProcess:
+    """Run the repository's workflow in `workdir` with `config` layered over config.yaml (`env`: extra
+    environment variables, e.g. UNLEARNBENCH_WARM=0 for jobs in their own processes)."""
     workdir.mkdir(parents=True, exist_ok=True)
     cfg = workdir / "test_config.yaml"
     cfg.write_text(yaml.safe_dump(config, sort_keys=False))
     cmd = [SNAKEMAKE, "--snakefile", str(REPO / "Snakefile"), "--directory", str(workdir),
            "--configfile", str(cfg), "--cores", "2", *extra, "--", *targets]
-    env = {**os.environ, "PYTHONPATH": str(REPO / "workflow")}
+    env = {**os.environ, "PYTHONPATH": str(REPO / "workflow"), **(env or {})}
     proc = subprocess.run(cmd, capture_output=True, text=True, env=env)
     if check and proc.returncode != 0:
         raise AssertionError(f"snakemake failed ({proc.returncode}):\n{proc.stdout[-4000:]}\n{proc.stderr[-4000:]}")

@@ -133,7 +133,8 @@ def test_numbers_written_as_strings_are_numbers(tmp_path, override):
 @pytest.fixture(scope="module")
 def built(tmp_path_factory):
     work = tmp_path_factory.mktemp("built")
-    run_snakemake(work, tiny(), [TARGET])
+    # every job in its own process: the kill tests' reruns (warm runner on) must match it byte for byte
+    run_snakemake(work, tiny(), [TARGET], env={"UNLEARNBENCH_WARM": "0"})
     return work
 
 
@@ -353,7 +354,8 @@ def _wait_for(work: Path, pattern: str, timeout: float = 300) -> None:
                                       ("job", f"{MODELS}/original.safetensors")])
 def test_interrupted_run_resumes_to_identical_artefacts(tmp_path, reference, how, when):
     """Kill Snakemake (SIGTERM / SIGKILL of the whole process group) or one running job's process
-    once `when` exists, rerun, and compare every artefact byte for byte with an uninterrupted run."""
+    once `when` exists, rerun, and compare every artefact byte for byte with an uninterrupted run
+    (whose jobs ran in their own processes, these in warm-runner forks: unlearnbench/warm.py)."""
     work = tmp_path / "w"
     proc = _start(work)
     _wait_for(work, when)

@@ -44,12 +44,12 @@ def test_every_default_target_is_planned(default_dry_run):
     for t in TARGETS:
         assert t in out, t
     jobs = dry_run_jobs(out)
-    # 3 seeds x (dense + sparse) originals, + the tuning cell's (seed 5, dense)
-    assert _count(jobs, "train_original") == 4 and _count(jobs, "prune_original") == 3
-    # gold models: 3 seeds x 2 densities x 2 scenarios x (retrain + noise floor) + the tuning cell's
-    assert _count(jobs, "train_retrain") == 25
+    # 5 seeds x (dense + sparse) originals, + the tuning cell's (seed 5, dense)
+    assert _count(jobs, "train_original") == 6 and _count(jobs, "prune_original") == 5
+    # gold models: 5 seeds x 2 densities x 2 scenarios x (retrain + noise floor) + the tuning cell's
+    assert _count(jobs, "train_retrain") == 41
     # one attacker per original and request (Table 1, Table 2's beta = 0 and the tuning trials share it)
-    assert _count(jobs, "dau_attacker") == 3 * 2 * 2 + 1
+    assert _count(jobs, "dau_attacker") == 5 * 2 * 2 + 1
     assert _count(jobs, "tune") == 1
     for j in jobs:
         if j["rule"] == "dau_attacker":  # the original model and the forget / validation views, nothing else

@@ -3,6 +3,10 @@ import sys
 
 sys.path.insert(0, snakemake.scriptdir + "/..")  # noqa: F821  the library, in any environment (venv, conda, cluster)
 
+from unlearnbench.warm import delegate
+
+delegate()  # run in a fork of a process that already imported torch (unlearnbench/warm.py)
+
 from unlearnbench.cli import script_main
 from unlearnbench.metrics.tuning import chosen_artefacts, tuned_spec
 from unlearnbench.pipeline import run_unlearn

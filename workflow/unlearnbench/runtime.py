@@ -33,9 +33,23 @@ def seed_everything(seed: int, threads: int | None = None) -> None:
     torch.manual_seed(seed)
     if threads:
         torch.set_num_threads(int(threads))
-    torch.use_deterministic_algorithms(True, warn_only=True)
+    _deterministic()
     torch.backends.cudnn.benchmark = False
     os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+
+
+def _deterministic() -> None:
+    """torch.use_deterministic_algorithms(True, warn_only=True). The public call also sets the flag of
+    torch.compile's inductor, importing torch._dynamo to do so (1-4 s per job); nothing here compiles,
+    so while inductor is not loaded only the eager flag is set (the same C call the public one makes)."""
+    import sys
+
+    c_set = getattr(torch._C, "_set_deterministic_algorithms", None)
+    if "torch._inductor.config" in sys.modules or c_set is None:
+        torch.use_deterministic_algorithms(True, warn_only=True)
+    else:
+        c_set(True, warn_only=True)
+    assert torch.are_deterministic_algorithms_enabled() and torch.is_deterministic_algorithms_warn_only_enabled()
 
 
 def generator(seed: int) -> torch.Generator:
