@@ -53,14 +53,14 @@ def runner(tmp_path):
         return subprocess.Popen([sys.executable, str(script)], cwd=work, env={**base, **env},
                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
-    yield start, work
+    yield start, work, base
     subprocess.run([sys.executable, "-m", "unlearnbench.warm", "stop"], env={**base, "PYTHONPATH": str(REPO / "workflow")},
                    capture_output=True)
     shutil.rmtree(run, ignore_errors=True)
 
 
 def test_the_script_runs_in_a_warm_fork_with_its_cwd_env_streams_and_exit_code(runner):
-    start, work = runner
+    start, work, _ = runner
     for code in ("0", "3"):
         p = start(X="hello", CODE=code)
         out, err = p.communicate(timeout=120)
@@ -72,7 +72,7 @@ def test_the_script_runs_in_a_warm_fork_with_its_cwd_env_streams_and_exit_code(r
 
 
 def test_off_it_runs_in_its_own_process(runner):
-    start, work = runner
+    start, work, _ = runner
     p = start(UNLEARNBENCH_WARM="0", X="y")
     out, _ = p.communicate(timeout=120)
     assert p.returncode == 0 and "child None torch False" in out, out
@@ -84,7 +84,7 @@ def test_off_it_runs_in_its_own_process(runner):
 
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGKILL])
 def test_killing_the_script_kills_its_fork(runner, sig):
-    start, work = runner
+    start, work, _ = runner
     p = start(SLEEP="60")
     t0 = time.time()
     while not (work / "pid").exists():
@@ -118,3 +118,33 @@ def test_seeding_sets_deterministic_mode_without_importing_the_compiler():
             "assert ic.deterministic and torch.are_deterministic_algorithms_enabled()\n" % str(REPO / "workflow"))
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
+
+
+def test_a_server_that_does_not_start_the_job_leaves_it_to_the_script(runner, monkeypatch):
+    """A socket that accepts and hangs up (a broken or foreign server) is never trusted with the job:
+    without the server's acknowledgement of the fork the script runs in its own process."""
+    import socket
+    import threading
+
+    from unlearnbench import warm
+
+    start, work, base = runner
+    monkeypatch.setenv("XDG_RUNTIME_DIR", base["XDG_RUNTIME_DIR"])
+    path = warm.socket_path()
+    os.makedirs(os.path.dirname(path), mode=0o700, exist_ok=True)
+    srv = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    srv.bind(path)
+    srv.listen(4)
+
+    def hang_up():
+        for _ in range(2):
+            conn, _ = srv.accept()
+            conn.close()
+
+    t = threading.Thread(target=hang_up, daemon=True)
+    t.start()
+    p = start(X="z")
+    out, err = p.communicate(timeout=120)
+    srv.close()
+    os.unlink(path)
+    assert p.returncode == 0 and "child None torch False" in out, (out, err)

@@ -17,7 +17,7 @@ runs before a fork (forking after `import torch` is what DataLoader workers do).
   import (candidates for PRELOAD) to FILE.
 - Off (the script runs in its own process, as before) when `UNLEARNBENCH_WARM=0`, under Slurm
   (`SLURM_JOB_ID`: a job owns its allocation), off Linux, or when anything in the hand-off fails
-  before the job starts.
+  before the job starts (the server acknowledges the fork; without that the script runs here).
 
     python -m unlearnbench.warm status    # where the socket is and whether a server answers
     python -m unlearnbench.warm stop      # stop this interpreter's server
@@ -158,8 +158,12 @@ def delegate() -> None:
         sys.stdout.flush()
         sys.stderr.flush()
         _send(sock, json.dumps(req).encode(), _std_fds())
+        started = sock.recv(1)  # b"S" once the job's fork exists
     except OSError:
-        return  # nothing has started: run the script here
+        started = b""
+    if started != b"S":
+        sock.close()
+        return  # the job never started (a server that cannot serve it): run the script here
     code = b""
     while len(code) < 4:
         try:
@@ -248,9 +252,18 @@ def _handle(conn: socket.socket, listener: socket.socket) -> None:
         _run_job(req, fds)
     for fd in fds:
         os.close(fd)
+    try:
+        conn.sendall(b"S")
+    except OSError:  # the job's process is already gone
+        os.kill(pid, signal.SIGKILL)
+        os.waitpid(pid, 0)
+        os._exit(0)
     poller = select.poll()
     poller.register(conn, select.POLLIN | select.POLLHUP | select.POLLERR)
-    pidfd = os.pidfd_open(pid) if hasattr(os, "pidfd_open") else None
+    try:
+        pidfd = os.pidfd_open(pid)
+    except (AttributeError, OSError):  # Python < 3.9 or a kernel before 5.3: poll every 50 ms instead
+        pidfd = None
     if pidfd is not None:
         poller.register(pidfd, select.POLLIN)
     while True:
