@@ -102,7 +102,3 @@ def record(work: Path, repo: Path, targets: list[str], site: str | None = None) 
     tmp = path.with_suffix(".tmp")
     tmp.write_text(json.dumps({"targets": targets, "fingerprint": fp, "built": time.strftime("%Y-%m-%d %H:%M:%S")}))
     os.replace(tmp, path)
-
-
-def forget(work: Path) -> None:
-    (work / STAMP).unlink(missing_ok=True)
