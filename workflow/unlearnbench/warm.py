@@ -203,8 +203,9 @@ def _run_job(req: dict, fds: list[int]) -> None:
         sys.path[:] = list(req["path"])
         for name in [m for m in sys.modules if m == "unlearnbench" or m.startswith("unlearnbench.")]:
             del sys.modules[name]  # imported fresh from the job's own sys.path
-        if "OMP_NUM_THREADS" in os.environ and "torch" in sys.modules:
-            sys.modules["torch"].set_num_threads(max(1, int(os.environ["OMP_NUM_THREADS"])))
+        threads = os.environ.get("OMP_NUM_THREADS", "")
+        if threads.isdigit() and int(threads) > 0 and "torch" in sys.modules:  # as a fresh process reads it
+            sys.modules["torch"].set_num_threads(int(threads))
         try:
             runpy.run_path(req["script"], run_name="__main__")
             code = 0
