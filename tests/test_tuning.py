@@ -76,3 +76,46 @@ def test_a_tuned_artefact_setting_picks_the_chosen_candidate():
 
     with pytest.raises(UserError, match="no mask artefact with key"):
         chosen_artefacts({**base, "mask_fraction": 0.2}, inputs)
+
+
+def test_several_seeds_average_the_objective(tmp_path):
+    """`seed: [a, b]`: every trial is scored against the retrain of each seed and the mean decides;
+    a tie on one seed is broken by the other."""
+    from unlearnbench.config import tuning_runs, tuning_seeds
+    from unlearnbench.io import write_json
+    from unlearnbench.metrics.tuning import run_tune
+
+    cfg = _config()
+    cfg["methods"]["retrain"] = {"method": "retrain"}
+    cfg["tuning"]["tiny_tune"].update(seed=[100, 101], methods={"ga_tuned": {"lr": [1e-4, 1e-3]}})
+    assert tuning_seeds(cfg["tuning"]["tiny_tune"]) == [100, 101] and tuning_seeds({"seed": 7}) == [7]
+    runs = tuning_runs(cfg, "tiny_tune")
+    assert [(r["seed"], r["method"]) for r in runs][::3] == [(100, "retrain"), (101, "retrain")] and len(runs) == 6
+    gold = {"acc_val": 98.0, "acc_val_forget": 0.0}
+    # lr 1e-4 matches retrain on seed 100 and leaves 30 % of the class on seed 101; lr 1e-3 is 1 point
+    # off on retained accuracy in both seeds
+    vals = {(100, 1e-4): (98.0, 0.0), (101, 1e-4): (98.0, 30.0), (100, 1e-3): (97.0, 0.0), (101, 1e-3): (97.0, 0.0)}
+    files = []
+    for i, r in enumerate(runs):
+        m = gold if r["method"] == "retrain" else dict(zip(("acc_val", "acc_val_forget"), vals[(r["seed"], r["overrides"]["lr"])]))
+        files.append(str(tmp_path / f"m{i}.json"))
+        write_json(files[-1], {"metrics": m})
+    run_tune("tiny_tune", runs, files, str(tmp_path / "t.json"))
+    res = json.loads((tmp_path / "t.json").read_text())
+    assert res["chosen"] == {"ga_tuned": {"lr": 1e-3}} and res["cell"]["seed"] == [100, 101]
+    by_lr = {t["overrides"]["lr"]: t for t in res["trials"]["ga_tuned"]}
+    assert by_lr[1e-4]["objective"] == pytest.approx((0 + 15) / 2) and by_lr[1e-3]["objective"] == pytest.approx(0.5)
+    assert [p["seed"] for p in by_lr[1e-4]["per_seed"]] == [100, 101] and by_lr[1e-4]["acc_val_forget"] == 15.0
+    # one seed alone would have kept lr 1e-4 (objective 0)
+    one = [r for r in runs if r["seed"] == 100]
+    run_tune("tiny_tune", one, [f for f, r in zip(files, runs) if r["seed"] == 100], str(tmp_path / "t1.json"))
+    assert json.loads((tmp_path / "t1.json").read_text())["chosen"] == {"ga_tuned": {"lr": 1e-4}}
+
+
+def test_a_study_may_not_report_any_seed_of_a_tuning_entry(tmp_path):
+    cfg = _config()
+    cfg["tuning"]["tiny_tune"]["seed"] = [100, 101]
+    cfg["studies"]["tiny"].update(scenarios=["class0", "tune_c5"], seeds=[0, 101])
+    proc = run_snakemake(tmp_path, cfg, ["results/tables/tiny.csv"], "-n", check=False)
+    lines = [l for l in proc.stderr.splitlines() if l.startswith("config error")]
+    assert proc.returncode != 0 and len(lines) == 1 and "seed 101" in lines[0], proc.stderr[-1500:]

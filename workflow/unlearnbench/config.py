@@ -310,22 +310,30 @@ def add_tuning_trials(config: dict[str, Any]) -> None:
             t = _need(config.get("tuning", {}), spec["tune"], "tuning entry", f"methods.{inst}.tune")
             if inst not in t["methods"]:
                 raise UserError(f"methods.{inst}: tuning entry {spec['tune']!r} has no grid for this instance")
-    for study, s in config["studies"].items():  # a tuned value must never be judged on its tuning cell
+    for study, s in config["studies"].items():  # a tuned value must never be judged on its tuning cells
         for inst in s["methods"]:
             t = config.get("tuning", {}).get(config["methods"][inst].get("tune"))
-            if t and t["scenario"] in s["scenarios"] and t["seed"] in s["seeds"] and \
-                    any(st in study_setups(s) for st in study_setups(t)):
-                raise UserError(f"studies.{study} reports the cell (scenario {t['scenario']}, seed {t['seed']}) that "
+            both = [sd for sd in tuning_seeds(t) if sd in s["seeds"]] if t else []
+            if t and t["scenario"] in s["scenarios"] and both and any(st in study_setups(s) for st in study_setups(t)):
+                raise UserError(f"studies.{study} reports the cell (scenario {t['scenario']}, seed {both[0]}) that "
                                 f"tuning entry {config['methods'][inst]['tune']!r} tuned {inst} on; tune on another cell")
 
 
+def tuning_seeds(t: dict[str, Any]) -> list[int]:
+    """The seeds of a tuning entry (`seed`: one seed or a list; the objective is their mean)."""
+    return [int(v) for v in t["seed"]] if isinstance(t["seed"], list) else [int(t["seed"])]
+
+
 def tuning_runs(config: dict[str, Any], name: str) -> list[dict[str, Any]]:
-    """Every trial run of a tuning entry plus its retrain reference (one setup, scenario and seed)."""
+    """Every trial run of a tuning entry plus its retrain reference, per seed (one setup and scenario;
+    each seed's retrain first, then that seed's trials)."""
     t = config["tuning"][name]
     st = study_setups(t)[0]
-    cell = {**st, "scenario": t["scenario"], "seed": t["seed"]}
     gold = next(n for n, spec in config["methods"].items() if spec["method"] == "retrain" and not spec.get("replica"))
-    runs = [{**cell, "method": gold, "instance": gold, "overrides": {}}]
-    for inst, trials in tuning_trials(config, name).items():
-        runs += [{**cell, "method": trial, "instance": inst, "overrides": o} for trial, o in trials]
+    runs = []
+    for seed in tuning_seeds(t):
+        cell = {**st, "scenario": t["scenario"], "seed": seed}
+        runs.append({**cell, "method": gold, "instance": gold, "overrides": {}})
+        for inst, trials in tuning_trials(config, name).items():
+            runs += [{**cell, "method": trial, "instance": inst, "overrides": o} for trial, o in trials]
     return runs

@@ -6,9 +6,11 @@ scored on validation data and the forget set only, never on test data:
               for class forgetting, acc_val_forget (validation samples of the forgotten classes)
               or, for random forgetting, acc_forget (the forget set: the quantity to be forgotten)
 
-(lower is better: the trial that behaves most like the retrained model of the same cell). Ties keep
-the earlier trial. The chosen values are written to results/tuning/<name>.json; instances with
-`tune: <name>` run with them.
+(lower is better: the trial that behaves most like the retrained model of the same cell). An entry
+with several seeds (`seed: [100, 101, 102]`) scores each trial against the retrain of each seed and
+averages the objective over the seeds: one seed's validation split holds few samples of a class, so
+several seeds separate settings that one seed scores as a tie. Ties keep the earlier trial. The
+chosen values are written to results/tuning/<name>.json; instances with `tune: <name>` run with them.
 """
 
 from __future__ import annotations
@@ -26,20 +28,38 @@ def objective(m: dict[str, float], r: dict[str, float]) -> tuple[float, list[str
 
 
 def run_tune(name: str, runs: list[dict[str, Any]], metric_files: list[str], out_json: str) -> None:
+    """`runs` as config.tuning_runs lists them: per seed its retrain, then that seed's trials."""
     records = [{**r, "metrics": read_json(f)["metrics"]} for r, f in zip(runs, metric_files)]
-    ref = records[0]["metrics"]  # the retrain of the tuning cell
+    gold = records[0]["method"]
+    refs = {r["seed"]: r["metrics"] for r in records if r["method"] == gold}  # each seed's retrain
+    seeds = sorted(refs)
+    scored: dict[str, dict[str, dict]] = {}  # instance -> trial method -> {overrides, per seed}
+    for r in records:
+        if r["method"] == gold:
+            continue
+        score, keys = objective(r["metrics"], refs[r["seed"]])
+        t = scored.setdefault(r["instance"], {}).setdefault(r["method"], {"overrides": r["overrides"], "seeds": []})
+        t["seeds"].append({"seed": r["seed"], "objective": score, **{k: r["metrics"][k] for k in keys}})
     chosen, trials = {}, {}
-    for r in records[1:]:
-        score, keys = objective(r["metrics"], ref)
-        trials.setdefault(r["instance"], []).append({"overrides": r["overrides"], "objective": score,
-                                                     **{k: r["metrics"][k] for k in keys}})
-    for inst, ts in trials.items():
+    for inst, by_trial in scored.items():
+        ts = []
+        for t in by_trial.values():
+            per = t["seeds"]
+            row = {"overrides": t["overrides"], "objective": sum(p["objective"] for p in per) / len(per)}
+            row.update({k: sum(p[k] for p in per) / len(per) for k in per[0] if k not in ("seed", "objective")})
+            if len(seeds) > 1:
+                row["per_seed"] = per
+            ts.append(row)
+        trials[inst] = ts
         best = min(range(len(ts)), key=lambda i: ts[i]["objective"])
         chosen[inst] = ts[best]["overrides"]
-        print(f"tuning {name}: {inst} -> {chosen[inst]} (objective {ts[best]['objective']:.3f} over {len(ts)} trials)")
-    cell = {k: records[0][k] for k in ("dataset", "model", "training", "scenario", "seed")}
+        print(f"tuning {name}: {inst} -> {chosen[inst]} (objective {ts[best]['objective']:.3f} over {len(ts)} trials"
+              + (f", mean of {len(seeds)} seeds" if len(seeds) > 1 else "") + ")")
+    cell = {k: records[0][k] for k in ("dataset", "model", "training", "scenario")}
+    cell["seed"] = seeds[0] if len(seeds) == 1 else seeds
     write_json(out_json, {"name": name, "cell": cell, "objective": "mean |trial - retrain| over validation "
-                          "accuracies (retained, forgotten classes) or the forget set (random forgetting)",
+                          "accuracies (retained, forgotten classes) or the forget set (random forgetting)"
+                          + ("; the mean over the seeds" if len(seeds) > 1 else ""),
                           "chosen": chosen, "trials": trials})
 
 
