@@ -109,6 +109,28 @@ def test_make_synthetic_fills_every_class_records_rates_and_is_deterministic():
     assert "class 9" in str(e.value)
 
 
+def test_min_fill_keeps_a_rarely_accepted_class_short_and_fails_below_it():
+    """min_fill < 1: a class the model rarely accepts keeps what it got (recorded), one below fails."""
+    model = Brightness()
+    gens = [LevelGenerator(c, noise=0.05) for c in range(10)]
+    gens[4] = LevelGenerator(4, noise=1.0)  # wide spread: class 4 accepts ~4 % of its draws
+    s = {"samples_per_class": 40, "max_draw_factor": 10.0, "sample_batch": 16}
+    with pytest.raises(UserError) as e:  # strict by default
+        make_synthetic(model, gens, "gan", 10, s, 0, CPU)
+    assert "class 4" in str(e.value)
+    a, info = make_synthetic(model, gens, "gan", 10, {**s, "min_fill": 0.1}, 0, CPU)
+    kept = np.bincount(a["y"], minlength=10)
+    row = info["per_class"][4]
+    assert 4 <= kept[4] < 40 and row["kept"] == kept[4] and row["short"] == 40 - kept[4]
+    assert all(kept[c] == 40 and info["per_class"][c]["short"] == 0 for c in range(10) if c != 4)
+    assert (model(torch.from_numpy(a["x"])).argmax(1).numpy() == a["y"]).all()  # the filter still holds
+    with pytest.raises(UserError) as e:
+        make_synthetic(model, gens, "gan", 10, {**s, "min_fill": 0.9}, 0, CPU)
+    assert "class 4" in str(e.value) and "min_fill 0.9" in str(e.value) and "\n" not in str(e.value)
+    with pytest.raises(UserError):
+        make_synthetic(model, gens, "gan", 10, {**s, "min_fill": 0.0}, 0, CPU)
+
+
 def test_ensemble_shares_each_class_between_members():
     assert shares(10, 3) == [4, 3, 3] and sum(shares(7, 5)) == 7
 

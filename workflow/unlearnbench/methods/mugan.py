@@ -38,7 +38,7 @@ from ._base import Access, UnlearningMethod, between, ge, gt, one_of, register_m
 
 # Mirrors parts/gan.GAN_KEYS and parts/synthetic.SAMPLE_KEYS (kept here: this file must not import torch).
 GAN_KEYS = ("gan_z_dim", "gan_g_width", "gan_d_width", "gan_epochs", "gan_batch_size", "gan_lr", "gan_beta1")
-SAMPLE_KEYS = ("samples_per_class", "max_draw_factor", "sample_batch")
+SAMPLE_KEYS = ("samples_per_class", "max_draw_factor", "sample_batch", "min_fill")
 RANDOM_INPUTS = ("uniform", "uniform_normalized")
 
 # Hyperparameters of Alg. 8, shared with zMuGAN.
@@ -54,7 +54,8 @@ UNLEARN_DEFAULTS = {
 }
 UNLEARN_CHECKS = {"temperature": gt(0), "forget_batch_size": ge(1), "retain_batch_size": ge(1),
                   "random_input": one_of(*RANDOM_INPUTS)}
-SAMPLE_CHECKS = {"samples_per_class": ge(1), "max_draw_factor": ge(1), "sample_batch": ge(1)}
+SAMPLE_CHECKS = {"samples_per_class": ge(1), "max_draw_factor": ge(1), "sample_batch": ge(1),
+                 "min_fill": between(0, 1, low_open=True)}
 
 
 def artefact_subkey(settings: dict, keys: tuple[str, ...]) -> str:
@@ -181,6 +182,7 @@ class MuGAN(UnlearningMethod):
         "samples_per_class": 2500,  # paper (Sec. 4.4; Tables 7-8 sweep 100..10000)
         "max_draw_factor": 20.0,  # choice: at most this many draws per kept sample and class
         "sample_batch": 128,      # code (draws of 128)
+        "min_fill": 1.0,          # choice: every class full; < 1 keeps a class the model rarely accepts short
         **UNLEARN_DEFAULTS,
     }
     checks = {"gan_z_dim": ge(1), "gan_g_width": ge(1), "gan_d_width": ge(1), "gan_batch_size": ge(2),

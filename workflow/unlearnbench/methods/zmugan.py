@@ -50,6 +50,7 @@ class ZMuGAN(UnlearningMethod):
         "samples_per_class": 500,  # choice: ~ the thesis's 5 x 1000 samples over 10 classes
         "max_draw_factor": 20.0,   # choice
         "sample_batch": 256,       # KegNet code (sampling loader batch)
+        "min_fill": 1.0,           # choice: every class full (see mugan)
         **UNLEARN_DEFAULTS,        # lr 1e-4: paper (Table 14, VGG16 SVHN best)
     }
     checks = {"inv_members": ge(1), "inv_noise_dim": ge(1), "inv_width": ge(4), "inv_steps": ge(1),

@@ -4,7 +4,9 @@ conditional inversion ensemble), the data MuGAN and zMuGAN unlearn with (paper 0
 A generated image of class c is kept only if the original model's argmax on it is c (the thesis's
 filter, the reference code's `generate_image_from_class`), until `samples_per_class` images of every
 class are kept. Per class at most `max_draw_factor * samples_per_class` images are drawn; a class
-that cannot be filled raises a UserError naming it. The ensemble shares each class's quota between
+that cannot be filled raises a UserError naming it, unless `min_fill` < 1: then a class that kept at
+least ceil(min_fill * samples_per_class) images is kept short (its `kept` and `short` counts are in
+the info JSON) and only one below that fails. The ensemble shares each class's quota between
 its members (equal shares, the remainder to the first members; a member that falls short hands
 the shortfall on to the next members, what the last one misses goes round the ensemble once more,
 and the class fails only if the whole ensemble does). Generators sample in eval mode (BN
@@ -24,7 +26,7 @@ import torch
 from ..errors import UserError
 from ..runtime import generator
 
-SAMPLE_KEYS = ("samples_per_class", "max_draw_factor", "sample_batch")
+SAMPLE_KEYS = ("samples_per_class", "max_draw_factor", "sample_batch", "min_fill")
 SYNTHETIC_FORMAT = "unlearnbench-synthetic-v1"
 KINDS = ("gan", "inversion")
 
@@ -67,11 +69,13 @@ def make_synthetic(model: torch.nn.Module, generators: list, kind: str, num_clas
                    seed: int, device: torch.device) -> tuple[dict, dict]:
     """The filtered dataset. `generators`: for kind "gan" a list indexed by class (one DCGenerator
     each); for "inversion" the ensemble members (InversionGenerator). Returns (arrays, info)."""
-    s = {k: settings[k] for k in SAMPLE_KEYS}
+    s = {k: settings[k] for k in SAMPLE_KEYS if k != "min_fill"}
+    s["min_fill"] = float(settings.get("min_fill", 1.0))  # 1: every class full (the default)
     need, factor, batch = int(s["samples_per_class"]), float(s["max_draw_factor"]), int(s["sample_batch"])
-    if need < 1 or factor < 1 or batch < 1:
-        raise UserError(f"synthetic data: samples_per_class, sample_batch must be >= 1 and max_draw_factor >= 1, "
-                        f"got {s}")
+    if need < 1 or factor < 1 or batch < 1 or not 0 < s["min_fill"] <= 1:
+        raise UserError(f"synthetic data: samples_per_class, sample_batch must be >= 1, max_draw_factor >= 1 and "
+                        f"0 < min_fill <= 1, got {s}")
+    least = int(np.ceil(s["min_fill"] * need))  # a class keeping fewer fails
     if kind not in KINDS:
         raise UserError(f"synthetic data: kind must be gan or inversion, got {kind!r}")
     xs, ys, src, per_class = [], [], [], []
@@ -95,7 +99,14 @@ def make_synthetic(model: torch.nn.Module, generators: list, kind: str, num_clas
                         return g(torch.randn(n, g.z_dim, generator=gen).to(device))
                     who = f" (GAN of class {c})"
                     x, st = sample_filtered(draw, model, c, q, int(np.ceil(factor * q)), batch,
-                                            generator(draw_seed(seed, c, source)), device, who)
+                                            generator(draw_seed(seed, c, source)), device, who, partial=True)
+                    if len(x) < least:
+                        raise UserError(f"synthetic data: class {c}{who} gave only {len(x)} of {q} images the original "
+                                        f"model classifies as {c} in {st['drawn']} draws (acceptance "
+                                        f"{st['accepted'] / max(st['drawn'], 1):.1%}; min_fill {s['min_fill']:g} needs "
+                                        f"{least}); retrain its generator (more epochs), lower samples_per_class or "
+                                        "min_fill, or raise max_draw_factor")
+                    carry = q - len(x)
                 else:
                     onehot = torch.zeros(1, num_classes)
                     onehot[0, c] = 1
@@ -112,12 +123,13 @@ def make_synthetic(model: torch.nn.Module, generators: list, kind: str, num_clas
                 src.append(torch.full((len(x),), source, dtype=torch.long))
                 drawn += st["drawn"]
                 accepted += st["accepted"]
-        if carry:
+        if need - carry < least:
             raise UserError(f"synthetic data: class {c} (inversion ensemble of {len(plan)}) gave only "
                             f"{need - carry} of {need} images the original model classifies as {c} in "
-                            f"{drawn} draws; retrain the generators (more steps), lower samples_per_class or "
-                            "raise max_draw_factor")
-        per_class.append({"class": c, "drawn": drawn, "accepted": accepted, "accept_rate": accepted / max(drawn, 1)})
+                            f"{drawn} draws (min_fill {s['min_fill']:g} needs {least}); retrain the generators "
+                            "(more steps), lower samples_per_class or min_fill, or raise max_draw_factor")
+        per_class.append({"class": c, "drawn": drawn, "accepted": accepted, "accept_rate": accepted / max(drawn, 1),
+                          "kept": need - carry, "short": carry})
     x = torch.cat(xs)
     arrays = {"x": x.numpy().astype(np.float32), "y": torch.cat(ys).numpy(), "source": torch.cat(src).numpy(),
               "accept_rate": np.asarray([r["accept_rate"] for r in per_class], dtype=np.float64),
@@ -227,7 +239,8 @@ def run_make_synthetic(original_ckpt: str, generator_paths: list[str], kind: str
     info["generators"] = sorted(({key: gm.get(key), "seed": gm.get("seed"), "final": gm.get("final")} for gm in gmetas),
                                 key=lambda r: r[key])
     write_npz(out_npz, **arrays)
-    rates = ", ".join(f"{r['class']}:{r['accept_rate']:.0%}" for r in info["per_class"])
+    rates = ", ".join(f"{r['class']}:{r['accept_rate']:.0%}" + (f" ({r['kept']} kept)" if r["short"] else "")
+                      for r in info["per_class"])
     head = f"{'MuGAN class GANs' if kind == 'gan' else 'zMuGAN inversion ensemble'}: accepted samples"
     save_grid_png(out_png, arrays["x"], arrays["y"], k, title=head + ("\nacceptance " + rates if k <= 10 else ""))
     write_json(out_info, info)
