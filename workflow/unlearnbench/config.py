@@ -314,7 +314,7 @@ def add_tuning_trials(config: dict[str, Any]) -> None:
         for inst in s["methods"]:
             t = config.get("tuning", {}).get(config["methods"][inst].get("tune"))
             both = [sd for sd in tuning_seeds(t) if sd in s["seeds"]] if t else []
-            if t and t["scenario"] in s["scenarios"] and both and any(st in study_setups(s) for st in study_setups(t)):
+            if both and t["scenario"] in s["scenarios"] and any(st in study_setups(s) for st in study_setups(t)):
                 raise UserError(f"studies.{study} reports the cell (scenario {t['scenario']}, seed {both[0]}) that "
                                 f"tuning entry {config['methods'][inst]['tune']!r} tuned {inst} on; tune on another cell")
 

@@ -37,12 +37,13 @@ def draw_seed(seed: int, cls: int, member: int) -> int:
 
 @torch.no_grad()
 def sample_filtered(draw, model: torch.nn.Module, cls: int, need: int, max_draws: int, batch: int,
-                    gen: torch.Generator, device: torch.device, who: str = "",
-                    partial: bool = False) -> tuple[torch.Tensor, dict]:
+                    gen: torch.Generator, device: torch.device, who: str = "", least: int | None = None,
+                    floor: str = "") -> tuple[torch.Tensor, dict]:
     """Draw images with `draw(n, gen) -> [n,C,H,W]` until `need` of them are predicted `cls` by
     `model` (eval mode) or `max_draws` images were drawn. Returns (the first `need` accepted on the
-    CPU, {drawn, accepted}); raises UserError naming the class when it cannot be filled, unless
-    `partial` (then it returns what it kept, possibly nothing)."""
+    CPU, {drawn, accepted}); raises UserError naming the class when fewer than `least` (default
+    `need`; 0: return what was kept, possibly nothing) were kept; `floor` names the setting that
+    set `least` (e.g. "min_fill 0.05")."""
     model.eval()
     kept, n_kept, drawn = [], 0, 0
     while n_kept < need and drawn < max_draws:
@@ -53,10 +54,12 @@ def sample_filtered(draw, model: torch.nn.Module, cls: int, need: int, max_draws
         if ok.any():
             kept.append(x[ok].float().cpu())
             n_kept += int(ok.sum())
-    if n_kept < need and not partial:
+    least = need if least is None else least
+    if n_kept < least:
         raise UserError(f"synthetic data: class {cls}{who} gave only {n_kept} of {need} images the original model "
-                        f"classifies as {cls} in {drawn} draws (acceptance {n_kept / max(drawn, 1):.1%}); retrain its "
-                        "generator (more epochs/steps), lower samples_per_class or raise max_draw_factor")
+                        f"classifies as {cls} in {drawn} draws (acceptance {n_kept / max(drawn, 1):.1%}"
+                        + (f"; {floor} needs {least}" if floor else "") + "); retrain its generator (more "
+                        "epochs/steps), lower samples_per_class or min_fill, or raise max_draw_factor")
     x = torch.cat(kept)[:need] if kept else torch.zeros((0, *draw(1, generator(0)).shape[1:]))
     return x, {"drawn": drawn, "accepted": n_kept}
 
@@ -99,14 +102,8 @@ def make_synthetic(model: torch.nn.Module, generators: list, kind: str, num_clas
                         return g(torch.randn(n, g.z_dim, generator=gen).to(device))
                     who = f" (GAN of class {c})"
                     x, st = sample_filtered(draw, model, c, q, int(np.ceil(factor * q)), batch,
-                                            generator(draw_seed(seed, c, source)), device, who, partial=True)
-                    if len(x) < least:
-                        raise UserError(f"synthetic data: class {c}{who} gave only {len(x)} of {q} images the original "
-                                        f"model classifies as {c} in {st['drawn']} draws (acceptance "
-                                        f"{st['accepted'] / max(st['drawn'], 1):.1%}; min_fill {s['min_fill']:g} needs "
-                                        f"{least}); retrain its generator (more epochs), lower samples_per_class or "
-                                        "min_fill, or raise max_draw_factor")
-                    carry = q - len(x)
+                                            generator(draw_seed(seed, c, source)), device, who, least,
+                                            f"min_fill {s['min_fill']:g}" if least < q else "")
                 else:
                     onehot = torch.zeros(1, num_classes)
                     onehot[0, c] = 1
@@ -116,8 +113,8 @@ def make_synthetic(model: torch.nn.Module, generators: list, kind: str, num_clas
                         return g(onehot.expand(n, -1).to(device), z.to(device))
                     q = carry if rnd else q + carry
                     x, st = sample_filtered(draw, model, c, q, int(np.ceil(factor * q)), batch,
-                                            generator(draw_seed(seed + 7919 * rnd, c, source)), device, partial=True)
-                    carry = q - len(x)
+                                            generator(draw_seed(seed + 7919 * rnd, c, source)), device, least=0)
+                carry = q - len(x)
                 xs.append(x)
                 ys.append(torch.full((len(x),), c, dtype=torch.long))
                 src.append(torch.full((len(x),), source, dtype=torch.long))
