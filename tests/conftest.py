@@ -8,11 +8,28 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
-import yaml
-
 REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "workflow"))
+from unlearnbench import numerics  # noqa: E402  (standard library only)
+
+# Every test, in-process or through Snakemake, runs the portable kernel paths (numerics.py): set before
+# torch or numpy is imported, so a test that judges a method's numbers gets the same bits on any CPU.
+numerics.export("portable", 1)
+
+import pytest  # noqa: E402
+import yaml  # noqa: E402
+
 SNAKEMAKE = str(Path(sys.executable).with_name("snakemake"))
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _portable_numerics():
+    """Fails the run if torch or numpy were loaded before the variables above (a plugin, say)."""
+    import numpy  # noqa: F401
+    import torch  # noqa: F401
+
+    numerics.check("portable")
+
 
 # A digits setup small enough for CI: 8x8 images, a small CNN, a few epochs.
 TINY_CONFIG = {

@@ -15,6 +15,7 @@ from unlearnbench.config import (add_tuning_trials, artefact_key, canonical_orde
                                  tuning_runs, tuning_trials)
 from unlearnbench.errors import UserError
 from unlearnbench.methods import create_method
+from unlearnbench.numerics import export as export_numerics
 from unlearnbench.report.figures import figure_reads
 
 _SCHEMA = os.path.join(workflow.basedir, "workflow", "schemas", "config.schema.json")
@@ -24,6 +25,9 @@ try:
     add_tuning_trials(config)  # each tuning trial becomes a method instance
     canonical_order(config)  # params compare as text: key order must not trigger reruns
     check_config(config)
+    # CPU kernel paths: every job (local, warm fork, Slurm job step) inherits this environment and
+    # loads torch / numpy under it (unlearnbench/numerics.py)
+    export_numerics(config["numerics"], config["threads"])
 except WorkflowError as e:
     raise SystemExit(format_validation_error(e))
 except UserError as e:

@@ -8,6 +8,7 @@ from contextlib import redirect_stderr, redirect_stdout
 from typing import Any, Callable
 
 from .errors import UserError
+from .numerics import check as check_numerics
 
 
 def _provenance(smk: Any) -> None:
@@ -26,6 +27,7 @@ def script_main(fn: Callable[[Any], None], smk: Any) -> None:
     real_err = sys.stderr
     fh = open(log, "w", buffering=1) if log else None
     try:
+        check_numerics(smk.config.get("numerics", "portable"))  # before the stage computes anything
         if fh:
             with redirect_stdout(fh), redirect_stderr(fh):
                 fn(smk)

@@ -7,7 +7,7 @@ Every job (cli.script_main) writes, after its stage succeeded, one sidecar next 
 - the git commit of the checkout and whether the tree was dirty,
 - the versions of Python, unlearnbench, torch, torchvision, timm, numpy, scikit-learn, snakemake,
 - torch's backend facts (CUDA / cuDNN versions, device name, deterministic flags, threads) when the
-  job imported torch,
+  job imported torch, and the numerics mode with the kernel paths the job ran (numerics.facts),
 - the host, and
 - the SHA-256 of every input and output file (so that a changed input can be found without
   rerunning anything: `python -m unlearnbench audit results/`).
@@ -93,11 +93,14 @@ def params_hash(params: Any) -> str:
     return hashlib.sha256(json.dumps(params, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
-def record(rule: str, wildcards: dict, params: Any, inputs: list[str], outputs: list[str]) -> dict[str, Any]:
+def record(rule: str, wildcards: dict, params: Any, inputs: list[str], outputs: list[str],
+           mode: str | None = None) -> dict[str, Any]:
+    from .numerics import facts
+
     return {
         "rule": rule, "wildcards": dict(sorted(wildcards.items())), "params_hash": params_hash(params),
         "git": git_state(), "versions": versions(), "environment_hash": environment_hash(), "backend": backend(),
-        "host": socket.gethostname(),
+        "numerics": {"mode": mode, **facts()}, "host": socket.gethostname(),
         "inputs": {p: sha256(p) for p in sorted(set(inputs)) if os.path.isfile(p)},
         "outputs": {p: sha256(p) for p in sorted(set(outputs)) if os.path.isfile(p)},
     }
@@ -119,7 +122,7 @@ def write_job_provenance(smk: Any) -> None:
     params = {k: v for k, v in smk.params.items()} if hasattr(smk.params, "items") else list(smk.params)
     inputs = [str(p) for p in smk.input]
     wildcards = {k: str(v) for k, v in smk.wildcards.items()} if hasattr(smk.wildcards, "items") else {}
-    write_json(path, record(smk.rule, wildcards, params, inputs, outputs))
+    write_json(path, record(smk.rule, wildcards, params, inputs, outputs, smk.config.get("numerics")))
 
 
 def footer() -> str:

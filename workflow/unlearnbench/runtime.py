@@ -52,6 +52,12 @@ def _deterministic() -> None:
     assert torch.are_deterministic_algorithms_enabled() and torch.is_deterministic_algorithms_warn_only_enabled()
 
 
+def sqrt(x: torch.Tensor) -> torch.Tensor:
+    """Square root, correctly rounded (computed in float64): torch.sqrt of a float32 CPU tensor goes
+    through MKL's vector math, whose results differ between CPUs (numerics.py). Differentiable."""
+    return x.double().sqrt().to(x.dtype)
+
+
 def generator(seed: int) -> torch.Generator:
     g = torch.Generator()
     g.manual_seed(int(seed))

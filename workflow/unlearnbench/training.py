@@ -20,13 +20,15 @@ DEFAULT_RECIPE: dict[str, Any] = {
 }
 
 
-def make_optimizer(params, name: str, lr: float, momentum: float = 0.9, weight_decay: float = 0.0, nesterov: bool = False):
+def make_optimizer(params, name: str, lr: float, momentum: float = 0.9, weight_decay: float = 0.0, nesterov: bool = False,
+                   betas: tuple[float, float] = (0.9, 0.999)):
+    """The one place optimizers are made. Adam and AdamW run fused: the unfused step takes its square
+    root through MKL's vector math, whose float32 results differ between CPUs (numerics.py)."""
     if name == "sgd":
         return torch.optim.SGD(params, lr=lr, momentum=momentum, weight_decay=weight_decay, nesterov=nesterov and momentum > 0)
-    if name == "adam":
-        return torch.optim.Adam(params, lr=lr, weight_decay=weight_decay)
-    if name == "adamw":
-        return torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay)
+    if name in ("adam", "adamw"):
+        cls = torch.optim.Adam if name == "adam" else torch.optim.AdamW
+        return cls(params, lr=lr, weight_decay=weight_decay, betas=tuple(betas), fused=True)
     raise UserError(f"unknown optimizer {name!r}; use sgd, adam or adamw")
 
 

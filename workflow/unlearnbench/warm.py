@@ -12,7 +12,8 @@ runs before a fork (forking after `import torch` is what DataLoader workers do).
 - A killed job (SIGTERM / SIGKILL of the script process, e.g. by Snakemake or `scancel`) kills its
   child: the server watches the job's connection and kills the child when it closes.
 - The server exits after `IDLE_S` seconds without jobs. It is keyed by the interpreter, the
-  site-packages directory's mtime and this file's, so installing or upgrading a package starts a new one.
+  site-packages directory's mtime, this file's and the numerics variables (numerics.py: torch and
+  numpy read them once, at import), so installing a package or changing the mode starts a new one.
 - `UNLEARNBENCH_WARM_TRACE=FILE` appends each job's run time and the libraries it still had to
   import (candidates for PRELOAD) to FILE.
 - Off (the script runs in its own process, as before) when `UNLEARNBENCH_WARM=0`, under Slurm
@@ -56,7 +57,11 @@ def socket_path() -> str:
     except OSError:
         stamp = 0
     own = os.stat(__file__).st_mtime_ns  # a changed server starts anew
-    key = hashlib.sha256(f"{os.path.realpath(sys.executable)}|{sys.prefix}|{sys.version}|{site}|{stamp}|{own}".encode())
+    # the libraries in the server read the kernel-path variables once, at import: one server per mode
+    from .numerics import PORTABLE_ENV, THREAD_VARS
+
+    kernels = "|".join(f"{k}={os.environ.get(k)}" for k in (*PORTABLE_ENV, *THREAD_VARS))
+    key = hashlib.sha256(f"{os.path.realpath(sys.executable)}|{sys.prefix}|{sys.version}|{site}|{stamp}|{own}|{kernels}".encode())
     base = os.environ.get("XDG_RUNTIME_DIR") or "/tmp"
     return os.path.join(base, f"unlearnbench-warm-{os.getuid()}", key.hexdigest()[:16] + ".sock")
 

@@ -159,7 +159,7 @@ class DAU(UnlearningMethod):
         lr = self.lr_for(data.request_type, zero_frac)
         ctx.info.update(lr_used=lr, conv_zero_fraction=zero_frac)
         opt_d = make_optimizer(model.parameters(), hp["optimizer"], lr, hp["momentum"], hp["weight_decay"])
-        opt_a = torch.optim.Adam(attacker.parameters(), lr=hp["attack_lr"], weight_decay=hp["attack_weight_decay"])
+        opt_a = make_optimizer(attacker.parameters(), "adam", hp["attack_lr"], weight_decay=hp["attack_weight_decay"])
         s_r = Stream(len(yr), hp["batch_size"], gen)
         s_f = Stream(len(yf), hp["attack_batch_size"], gen)
         s_v = Stream(len(yv), hp["attack_batch_size"], gen)

@@ -57,7 +57,7 @@ def learn_class_noise(model, cls: int, maximise: bool, batch: int, steps: int, l
     mean = getattr(model, "mean", torch.zeros(1, shape[0], 1, 1)).to(device)
     std = getattr(model, "std", torch.ones(1, shape[0], 1, 1)).to(device)
     z = torch.randn((batch, *shape), generator=generator(_noise_seed(seed, cls, maximise))).to(device).requires_grad_(True)
-    opt = torch.optim.Adam([z], lr=lr)
+    opt = make_optimizer([z], "adam", lr)
     target = torch.full((batch,), int(cls), dtype=torch.long, device=device)
     sign = -1.0 if maximise else 1.0
 

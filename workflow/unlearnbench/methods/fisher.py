@@ -16,7 +16,7 @@ samples: the per-sample gradients (one per class per sample) dominate the cost o
 from __future__ import annotations
 
 from ..lazy import nn, torch
-from ..runtime import generator
+from ..runtime import generator, sqrt
 from ._base import Access, UnlearningMethod, ge, gt, register_method
 
 
@@ -70,8 +70,8 @@ class FisherForgetting(UnlearningMethod):
                 if is_head or p.ndim == 1:
                     var = var * self.hp["scale_head_1d"]
                 eps = torch.randn(p.shape, generator=gen).to(p.device)
-                p.copy_(mu + var.sqrt() * eps)
-                stats[k] = float(var.sqrt().mean())
+                p.copy_(mu + sqrt(var) * eps)
+                stats[k] = float(sqrt(var).mean())
         ctx.info["noise_std_mean"] = sum(stats.values()) / max(len(stats), 1)
         ctx.info["n_retain"] = len(x)
         model.eval()

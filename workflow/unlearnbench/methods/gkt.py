@@ -38,6 +38,7 @@ import copy
 from ..errors import UserError
 from ..lazy import torch
 from ..runtime import generator
+from ..training import make_optimizer
 from ._base import Access, UnlearningMethod, between, ge, gt, one_of, register_method
 
 
@@ -101,8 +102,8 @@ class GKT(UnlearningMethod):
         if hp["at_beta"] > 0:
             probe = mean + std * torch.randn((2, *shape), generator=gen).to(dev)
             taps = [ActivationTap(teacher, probe, hp["at_layers"]), ActivationTap(student, probe, hp["at_layers"])]
-        opt_g = torch.optim.Adam(gnet.parameters(), lr=hp["generator_lr"])
-        opt_s = torch.optim.Adam(student.parameters(), lr=hp["student_lr"])
+        opt_g = make_optimizer(gnet.parameters(), "adam", hp["generator_lr"])
+        opt_s = make_optimizer(student.parameters(), "adam", hp["student_lr"])
         scale = 1.0 / data.num_classes if hp["kl_scale"] == "code" else 1.0
         T = hp["temperature"]
 

@@ -49,7 +49,7 @@ def learn_noise(model: torch.nn.Module, cls: int, num_classes: int, batch: int, 
     mean = getattr(model, "mean", torch.zeros(1, shape[0], 1, 1)).to(device)
     std = getattr(model, "std", torch.ones(1, shape[0], 1, 1)).to(device)
     z = torch.randn((batch, *shape), generator=generator(_noise_seed(seed, cls))).to(device).requires_grad_(True)
-    opt = torch.optim.Adam([z], lr=lr)
+    opt = make_optimizer([z], "adam", lr)
     target = torch.full((batch,), cls, dtype=torch.long, device=device)
 
     def ce():

@@ -33,6 +33,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..errors import UserError
+from ..runtime import sqrt
+from ..training import make_optimizer
 from ..methods.dau import ATTACK_ARCH_KEYS as ARCH_KEYS, PRETRAIN_KEYS, SENS_KEYS
 
 KIND = "dau_attacker"
@@ -97,7 +99,7 @@ def defender_outputs(defender: nn.Module, x: torch.Tensor, s: dict[str, Any], ge
     if s["sens_reduce"] == "abs":
         sens = diff.abs().mean(0)
     elif s["sens_reduce"] == "norm":
-        sens = diff.pow(2).sum(2).add(1e-12).sqrt().mean(0).unsqueeze(1).expand_as(p)
+        sens = sqrt(diff.pow(2).sum(2).add(1e-12)).mean(0).unsqueeze(1).expand_as(p)
     else:
         raise UserError(f"dau: sens_reduce must be one of {', '.join(SENS_REDUCE)}, got {s['sens_reduce']!r}")
     if s["sens_scale"]:
@@ -198,7 +200,7 @@ def pretrain_attacker(defender: nn.Module, forget_xy, val_xy, settings: dict[str
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(int(seed))
         attacker = build_attacker(k, s).to(device)
-    opt = torch.optim.Adam(attacker.parameters(), lr=float(s["pretrain_lr"]), weight_decay=float(s["pretrain_weight_decay"]))
+    opt = make_optimizer(attacker.parameters(), "adam", float(s["pretrain_lr"]), weight_decay=float(s["pretrain_weight_decay"]))
     sm, sn = Stream(len(tr_m), s["pretrain_batch_size"], gen), Stream(len(tr_n), s["pretrain_batch_size"], gen)
 
     def batch(t, idx):

@@ -19,6 +19,8 @@ from __future__ import annotations
 
 import torch
 
+from ..runtime import sqrt
+
 PAIRINGS = ("random", "class")
 
 
@@ -27,8 +29,8 @@ def cross_correlation(za: torch.Tensor, zb: torch.Tensor, eps: float = 1e-8) -> 
         raise ValueError(f"barlow twins: need two [B, D] batches of the same shape, got {tuple(za.shape)} and {tuple(zb.shape)}")
     za = za - za.mean(0, keepdim=True)
     zb = zb - zb.mean(0, keepdim=True)
-    na = za.pow(2).sum(0).add(eps).sqrt()
-    nb = zb.pow(2).sum(0).add(eps).sqrt()
+    na = sqrt(za.pow(2).sum(0).add(eps))
+    nb = sqrt(zb.pow(2).sum(0).add(eps))
     return (za.t() @ zb) / (na[:, None] * nb[None, :])
 
 

@@ -25,6 +25,7 @@ from torch import nn
 
 from ..errors import UserError
 from ..runtime import generator, iterate_batches
+from ..training import make_optimizer
 
 # The settings that determine a GAN file (method hyperparameter names; see methods/mugan.py).
 GAN_KEYS = ("gan_z_dim", "gan_g_width", "gan_d_width", "gan_epochs", "gan_batch_size", "gan_lr", "gan_beta1")
@@ -125,8 +126,8 @@ def train_class_gan(x_class: torch.Tensor, settings: dict, seed: int, device: to
     G.to(device).train()
     D.to(device).train()
     betas = (float(s["gan_beta1"]), 0.999)
-    opt_g = torch.optim.Adam(G.parameters(), lr=float(s["gan_lr"]), betas=betas)
-    opt_d = torch.optim.Adam(D.parameters(), lr=float(s["gan_lr"]), betas=betas)
+    opt_g = make_optimizer(G.parameters(), "adam", float(s["gan_lr"]), betas=betas)
+    opt_d = make_optimizer(D.parameters(), "adam", float(s["gan_lr"]), betas=betas)
     real_all = (x_class.float() * 2 - 1).to(device)
     n, bs = len(real_all), int(s["gan_batch_size"])
     log = []

@@ -38,6 +38,7 @@ import numpy as np
 
 from ..errors import UserError
 from ..lazy import F, nn, torch
+from ..training import make_optimizer
 
 # The hyperparameters that determine one inversion artefact (per class).
 INVERSION_KEYS = ("inv_samples", "inv_iters", "inv_lr", "inv_lambda1", "inv_lambda2",
@@ -163,7 +164,7 @@ def invert_class(model: nn.Module, cls: int, num_classes: int, shape: tuple[int,
         var = torch.randn((n, *shape), generator=gen).to(device).requires_grad_(True)
         to_x = torch.sigmoid
     target = torch.full((n,), int(cls), dtype=torch.long, device=device)
-    opt = torch.optim.Adam([var], lr=float(s["inv_lr"]))
+    opt = make_optimizer([var], "adam", float(s["inv_lr"]))
 
     def losses():
         logits, bn = forward_with_bn_loss(model, to_x(var))

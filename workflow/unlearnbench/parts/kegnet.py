@@ -26,6 +26,7 @@ from torch import nn
 
 from ..errors import UserError
 from ..runtime import generator
+from ..training import make_optimizer
 from .gan import depth_for
 
 # Settings that determine one inversion generator (method hyperparameter names; methods/zmugan.py).
@@ -134,7 +135,7 @@ def train_inversion(original: nn.Module, num_classes: int, channels: int, image_
     G, Dec = G.to(device), Dec.to(device)
     original.eval()
     flags = _freeze(original)
-    opt = torch.optim.Adam(list(G.parameters()) + list(Dec.parameters()), lr=float(s["inv_lr"]))
+    opt = make_optimizer(list(G.parameters()) + list(Dec.parameters()), "adam", float(s["inv_lr"]))
     steps, bs, nz = int(s["inv_steps"]), int(s["inv_batch_size"]), int(s["inv_noise_dim"])
     alpha, beta = float(s["inv_alpha"]), float(s["inv_beta"])
     window = max(1, min(100, steps // 10))  # KegNet logs every 100 batches ("epoch")
