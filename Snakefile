@@ -22,8 +22,8 @@ except ImportError:
 from unlearnbench.config import load_config_files
 
 # config.yaml, then every paper's study.yaml; the command line's --config / --configfile win
-load_config_files(workflow, config, [os.path.join(workflow.basedir, "config.yaml")] +
-                  sorted(glob.glob(os.path.join(workflow.basedir, "workflow", "papers", "*", "study.yaml"))))
+CONFIG_FILES = load_config_files(workflow, config, [os.path.join(workflow.basedir, "config.yaml")] +
+                                 sorted(glob.glob(os.path.join(workflow.basedir, "workflow", "papers", "*", "study.yaml"))))
 
 
 include: "workflow/rules/common.smk"

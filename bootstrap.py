@@ -5,6 +5,7 @@
     python3.11 bootstrap.py test        # run the test suite
     python3.11 bootstrap.py run TARGET…  # any Snakemake target, e.g. results/tables/unsir_table1.csv
     python3.11 bootstrap.py bench       # the pipeline benchmark (benchmarks/bench_pipeline.py)
+    python3.11 bootstrap.py retune ENTRY… [--write] [-- SNAKEMAKE ARGS]  # re-derive tuning entries, diff against the lock
     python3.11 bootstrap.py lock        # rewrite requirements.lock from the environment (maintainers)
 
 The first call creates .venv/ and installs requirements.lock (every package pinned, torch and
@@ -111,8 +112,8 @@ def main(argv: list[str]) -> int:
         print(__doc__)
         return 0
     cmd, rest = argv[0], argv[1:]
-    if cmd not in ("table1", "test", "run", "bench", "lock"):
-        print(f"unknown command {cmd!r}; use table1, test, run, bench or lock", file=sys.stderr)
+    if cmd not in ("table1", "test", "run", "bench", "lock", "retune"):
+        print(f"unknown command {cmd!r}; use table1, test, run, bench, retune or lock", file=sys.stderr)
         return 2
     ensure_env()
     if cmd == "table1":
@@ -121,6 +122,8 @@ def main(argv: list[str]) -> int:
         return snakemake(rest)
     if cmd == "lock":
         return write_lock()
+    if cmd == "retune":
+        return run([str(BIN / "python"), "-m", "unlearnbench", "retune", *rest])
     if cmd == "bench":
         return run([str(BIN / "python"), "benchmarks/bench_pipeline.py", *rest])
     # two workers, one test file each (module fixtures such as the Slurm cluster stay in one process)

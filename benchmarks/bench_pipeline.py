@@ -14,12 +14,14 @@ For each benchmark (table1, and each paper's index page with --papers), in a fre
   noop_bootstrap_s  the same through `python3.11 bootstrap.py run`, answered from the build's fingerprint
   startup_s     `snakemake --version` (the floor every Snakemake invocation pays: its own imports)
   changed_s     (table1) after changing one method hyperparameter (methods.finetune.lr)
-plus the machine (CPU, cores, load average before and after) and the git commit. Writes
-benchmarks/out/<name>.json and prints a Markdown table.
+plus the machine (CPU, cores, load average before and after), the numerics mode and the git commit.
+Writes benchmarks/out/<name>.json and prints a Markdown table.
 
     python3.11 bootstrap.py bench                 # table1
     python3.11 bootstrap.py bench --papers        # + every workflow/papers/<p> index page (long)
     python3.11 bootstrap.py bench --only mugan    # one paper
+    python3.11 bootstrap.py bench --numerics      # table1 cold in portable and native mode, one after
+                                                  # the other (benchmarks/out/numerics.json: the cost of portable)
 """
 
 from __future__ import annotations
@@ -76,42 +78,45 @@ def machine() -> dict:
     return {"cpu": cpu, "cpu_count": os.cpu_count(), "platform": platform.platform(), "python": platform.python_version()}
 
 
-def bench(name: str, targets: list[str], cores: int, out: Path, change: bool) -> dict:
+def bench(name: str, targets: list[str], cores: int, out: Path, change: bool, mode: str = "portable") -> dict:
     work = out / f"work_{name}"
     shutil.rmtree(work, ignore_errors=True)
     work.mkdir(parents=True)
     load0 = os.getloadavg()
     trace = work / "warm_trace.jsonl"  # every job's script time, as the warm runner measured it
-    cold, log = run(work, cores, targets, env={"UNLEARNBENCH_WARM_TRACE": str(trace)})
+    numerics = [f"--config", f"numerics={mode}"]
+    cold, log = run(work, cores, targets, *numerics, env={"UNLEARNBENCH_WARM_TRACE": str(trace)})
     compute, by_kind = compute_seconds(work)
     scripts = [json.loads(l) for l in trace.read_text().splitlines()] if trace.exists() else []
     job_work = sum(r["seconds"] for r in scripts)
-    noop, _ = run(work, cores, targets)
+    noop, _ = run(work, cores, targets, *numerics)
     t0 = time.perf_counter()
     subprocess.run([SNAKEMAKE, "--version"], capture_output=True)
     startup = time.perf_counter() - t0
     # the README's command: bootstrap.py run records the build's fingerprint, the same call again answers
     # from it without Snakemake (workflow/unlearnbench/uptodate.py)
-    boot = [shutil.which("python3.11") or sys.executable, str(REPO / "bootstrap.py"), "run", "--directory", str(work), *targets]
-    subprocess.run(boot, capture_output=True, check=True)
-    t0 = time.perf_counter()
-    fast = subprocess.run(boot, capture_output=True, text=True, check=True)
-    noop_boot = time.perf_counter() - t0
-    if "nothing to be done" not in fast.stdout:
-        sys.exit(f"bootstrap.py did not answer from the fingerprint:\n{fast.stdout[-2000:]}")
+    noop_boot = None
+    if mode == "portable":  # the config's default: bootstrap.py's fast path takes no --config
+        boot = [shutil.which("python3.11") or sys.executable, str(REPO / "bootstrap.py"), "run", "--directory", str(work), *targets]
+        subprocess.run(boot, capture_output=True, check=True)
+        t0 = time.perf_counter()
+        fast = subprocess.run(boot, capture_output=True, text=True, check=True)
+        noop_boot = round(time.perf_counter() - t0, 2)
+        if "nothing to be done" not in fast.stdout:
+            sys.exit(f"bootstrap.py did not answer from the fingerprint:\n{fast.stdout[-2000:]}")
     res = {"name": name, "targets": targets, "cores": cores, "cold_s": round(cold, 1), "compute_s": round(compute, 1),
            "compute_by_stage_s": {k: round(v, 1) for k, v in by_kind.items()}, "jobs": jobs_done(log),
            "ratio": round(cold / (compute / cores), 2) if compute else None, "noop_s": round(noop, 2),
            "job_work_s": round(job_work, 1), "jobs_traced": len(scripts),
            "ratio_job_work": round(cold / (job_work / cores), 2) if job_work else None,
-           "noop_bootstrap_s": round(noop_boot, 2), "warm_runner": os.environ.get("UNLEARNBENCH_WARM", "1") != "0",
-           "startup_s": round(startup, 2), "load_before": [round(v, 2) for v in load0]}
+           "noop_bootstrap_s": noop_boot, "warm_runner": os.environ.get("UNLEARNBENCH_WARM", "1") != "0",
+           "startup_s": round(startup, 2), "load_before": [round(v, 2) for v in load0], "numerics": mode}
     if change:
         ft = dict(yaml.safe_load((REPO / "config.yaml").read_text())["methods"]["finetune"])
         ft["lr"] = 0.5 * float(ft.get("lr", 0.02))
         overlay = work / "changed.yaml"
         overlay.write_text(yaml.safe_dump({"methods": {"finetune": {k: v for k, v in ft.items() if k != "tune"}}}))
-        res["changed_s"] = round(run(work, cores, targets, f"--configfile={overlay}")[0], 1)
+        res["changed_s"] = round(run(work, cores, targets, *numerics, f"--configfile={overlay}")[0], 1)
     res["load_after"] = [round(v, 2) for v in os.getloadavg()]
     return res
 
@@ -122,6 +127,7 @@ def main() -> None:
     ap.add_argument("--papers", action="store_true", help="also every paper's index page")
     ap.add_argument("--only", nargs="*", default=None, help="benchmarks to run (table1 and/or paper names)")
     ap.add_argument("--out", default=str(REPO / "benchmarks" / "out"))
+    ap.add_argument("--numerics", action="store_true", help="table1 cold in portable and in native mode (numerics.json)")
     args = ap.parse_args()
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -130,6 +136,8 @@ def main() -> None:
     plan.update({p: [f"results/papers/{p}.md"] for p in papers})
     names = args.only if args.only else ["table1"] + (papers if args.papers else [])
     commit = subprocess.run(["git", "-C", str(REPO), "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
+    if args.numerics:
+        return bench_numerics(args.cores, out, commit)
     rows = []
     for name in names:
         res = bench(name, plan[name], args.cores, out, change=name == "table1")
@@ -145,6 +153,23 @@ def main() -> None:
     for r in rows:
         print(f"| {r['name']} | {r['jobs']} | {r['cold_s']} | {r['compute_s']} | {r['ratio']} | {r['job_work_s']} | "
               f"{r['ratio_job_work']} | {r['noop_bootstrap_s']} | {r['noop_s']} | {r['startup_s']} |")
+
+
+def bench_numerics(cores: int, out: Path, commit: str) -> None:
+    """table1 cold in both numerics modes, back to back on the same machine: the cost of portable."""
+    res = {}
+    for mode in ("portable", "native"):
+        res[mode] = bench(f"table1_{mode}", ["results/tables/table1.csv"], cores, out, change=False, mode=mode)
+        print(f"{mode}: cold {res[mode]['cold_s']} s, in-job compute {res[mode]['compute_s']} s, "
+              f"load before {res[mode]['load_before']}", flush=True)
+    doc = {"modes": res, "ratio_cold": round(res["portable"]["cold_s"] / res["native"]["cold_s"], 2),
+           "ratio_compute": round(res["portable"]["compute_s"] / res["native"]["compute_s"], 2),
+           "machine": machine(), "commit": commit, "date": time.strftime("%Y-%m-%d")}
+    (out / "numerics.json").write_text(json.dumps(doc, indent=2) + "\n")
+    print(f"\n| numerics | cold (s) | in-job compute (s) | jobs | load before |\n|---|---|---|---|---|")
+    for mode, r in res.items():
+        print(f"| {mode} | {r['cold_s']} | {r['compute_s']} | {r['jobs']} | {r['load_before'][0]} |")
+    print(f"portable / native: cold {doc['ratio_cold']}, compute {doc['ratio_compute']}")
 
 
 if __name__ == "__main__":

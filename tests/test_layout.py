@@ -44,7 +44,7 @@ def test_every_paper_is_one_folder_of_config_and_prose():
         names = {p.name for p in folder.iterdir() if not p.name.startswith(".")}
         assert {"study.yaml", "full.yaml", "README.md"} <= names, folder
         assert not [n for n in names if n.endswith(".py")], folder  # code lives with its kind
-        assert names <= {"study.yaml", "full.yaml", "README.md", "rules.smk"}, (folder, names)
+        assert names <= {"study.yaml", "study.lock.yaml", "full.yaml", "full.lock.yaml", "README.md", "rules.smk"}, (folder, names)
 
 
 def test_every_rule_has_a_script_named_after_it():

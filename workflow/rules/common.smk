@@ -10,9 +10,9 @@ from functools import lru_cache
 from snakemake.exceptions import WorkflowError
 from snakemake.utils import validate
 
-from unlearnbench.config import (add_tuning_trials, artefact_key, canonical_order, check_config, coerce_numbers,
-                                 config_hash, figure_runs, format_validation_error, study_runs, study_setups,
-                                 tuning_runs, tuning_trials)
+from unlearnbench.config import (artefact_key, canonical_order, check_config, coerce_numbers, config_hash,
+                                 figure_runs, format_validation_error, study_runs, study_setups)
+from unlearnbench.tuning import add_tuning_trials, fingerprint, lock_homes, resolve_cell, tuning_runs
 from unlearnbench.errors import UserError
 from unlearnbench.methods import create_method
 from unlearnbench.numerics import export as export_numerics
@@ -25,6 +25,10 @@ try:
     add_tuning_trials(config)  # each tuning trial becomes a method instance
     canonical_order(config)  # params compare as text: key order must not trigger reruns
     check_config(config)
+    LOCKS = lock_homes(CONFIG_FILES, config.get("tuning", {}))  # {tuning entry: its lock file}
+    # `retune` (and a dry run of an overlay not locked yet) sets UNLEARNBENCH_UNLOCKED=1: tuned cells
+    # without a valid lock then run their config values, marked "unlocked" in unlearn.json
+    UNLOCKED = os.environ.get("UNLEARNBENCH_UNLOCKED") == "1"
     # CPU kernel paths: every job (local, warm fork, Slurm job step) inherits this environment and
     # loads torch / numpy under it (unlearnbench/numerics.py)
     export_numerics(config["numerics"], config["threads"])
@@ -90,8 +94,38 @@ def names_regex(names):
 
 @lru_cache(maxsize=None)
 def method_of(name):
-    """The method object of a config instance (one per instance name, cached)."""
+    """The method object of a config instance (one per instance name, cached). A tuned instance's
+    access and artefact kinds do not depend on its tuned values (tuning.py checks it)."""
     return create_method(config["methods"][name])
+
+
+@lru_cache(maxsize=None)
+def _cell_spec(name, dataset, model, training, scenario):
+    return resolve_cell(config, LOCKS, name, {"dataset": dataset, "model": model, "training": training}, scenario, UNLOCKED)
+
+
+@lru_cache(maxsize=None)
+def _cell_method(name, dataset, model, training, scenario):
+    return create_method(_cell_spec(name, dataset, model, training, scenario)[0])
+
+
+def _cell(fn, w):
+    """A tuned cell is resolved when the DAG needs it: a missing or stale lock is one line then."""
+    try:
+        return fn(w["method"], w["dataset"], w["model"], w["training"], w["scenario"])
+    except UserError as e:
+        raise SystemExit(f"config error: {e}") from None
+
+
+def run_spec(w):
+    """The method spec a run executes: the instance's block, with the locked tuned values of its
+    cell (tuning.py); and where those values come from (None for an untuned instance)."""
+    return _cell(_cell_spec, w)
+
+
+def run_method(w):
+    """The method object of a run (its tuned values applied: they may change an artefact's key)."""
+    return _cell(_cell_method, w)
 
 
 def run_path(pattern, w, **over):
@@ -144,7 +178,7 @@ def retrain_method(w):
 # ----------------------------------------------------------------------------- data access views
 def method_views(w):
     """{view_<role>: file} of the data sets the run's method declares (rule data_view makes them)."""
-    views = method_of(w["method"]).access().views(int(w["seed"]))
+    views = run_method(w).access().views(int(w["seed"]))
     return {f"view_{role}": run_path(os.path.join(DATA_DIR, "access", "{scenario}", f"{view}.npz"), w)
             for role, view in views.items()}
 
@@ -158,49 +192,30 @@ ARTEFACTS = {}
 
 @lru_cache(maxsize=None)
 def artefact_settings(kind):
-    """{key: settings} of artefact `kind` over every method instance of the config."""
-    out = {}
-    for name in config["methods"]:
-        m = method_of(name)
-        if kind in m.needs():
-            out[artefact_key(m, kind)] = m.artefact_settings(kind)
-    return out
+    """{key: settings} of artefact `kind` over every method instance of the config and every tuned
+    cell of a study (its locked values may set an artefact's settings)."""
+    methods = [method_of(name) for name in config["methods"]]
+    for s in config["studies"]:
+        for r in study_runs(config, s):
+            if config["methods"][r["method"]].get("tune"):
+                try:
+                    methods.append(_cell_method(r["method"], r["dataset"], r["model"], r["training"], r["scenario"]))
+                except UserError:  # not locked: its own runs say so when the DAG needs them
+                    pass
+    return {artefact_key(m, kind): m.artefact_settings(kind) for m in methods if kind in m.needs()}
 
 
 def settings_of(kind):
     return lambda w: artefact_settings(kind)[w["key"]]
 
 
-def tuning_file(w):
-    """The tuning result an instance with `tune: <name>` reads its chosen values from."""
-    t = config["methods"][w["method"]].get("tune")
-    return {"tuned": os.path.join(R, "tuning", f"{t}.json")} if t else {}
-
-
-def method_variants(name):
-    """The method objects an instance may run as: itself, or (`tune: <entry>`) every trial of its
-    tuning entry, one of which rule tune chooses after the DAG is built."""
-    t = config["methods"][name].get("tune")
-    if not t:
-        return [method_of(name)]
-    return [method_of(trial) for trial, _ in tuning_trials(config, t)[name]]
-
-
 def method_artefacts(w):
-    """{artefact_<kind>: path(s)} of a run; for a tuned instance whose trials need different
-    artefacts, every candidate as artefact_<kind>@<key> (the unlearn job takes the chosen one)."""
-    m = method_of(w["method"])
+    """{artefact_<kind>: path(s)} of a run's method (keys from its tuned values, if any)."""
+    m = run_method(w)
     unknown = [k for k in m.needs() if k not in ARTEFACTS]
     if unknown:
         raise WorkflowError(f"method {m.name!r} needs artefact {unknown[0]!r}, which no rule file registers")
-    out = {}
-    for kind in m.needs():
-        cands = {artefact_key(v, kind): ARTEFACTS[kind](w, v) for v in method_variants(w["method"])}
-        if len(cands) == 1:
-            out[f"artefact_{kind}"] = next(iter(cands.values()))
-        else:
-            out.update({f"artefact_{kind}@{key}": paths for key, paths in cands.items()})
-    return out
+    return {f"artefact_{kind}": ARTEFACTS[kind](w, m) for kind in m.needs()}
 
 
 def timing_files(paths):

@@ -1,14 +1,13 @@
 # Stage 3: unlearning, one job per (dataset, model, training, seed, scenario, method instance).
 # Inputs are exactly what the method declares: the original model, the request card (type and
-# classes, no indices), its data views and its artefacts. Only the method's own config block is a
-# param, so changing it reruns only its jobs.
+# classes, no indices), its data views and its artefacts. Only the method's own config block (with
+# the locked values of a tuned instance: tuning.py) is a param, so changing it reruns only its jobs.
 
 
 rule unlearn:
     input:
         unpack(method_views),
         unpack(method_artefacts),
-        unpack(tuning_file),
         unpack(pruning_mask),
         original=rules.train_original.output.ckpt,
         card=rules.make_forget_request.output.card,
@@ -17,7 +16,8 @@ rule unlearn:
         info=os.path.join(RUN_DIR, "unlearn.json"),
         time=os.path.join(RUN_DIR, "model.time.json"),
     params:
-        method=lambda w: config["methods"][w.method],
+        method=lambda w: run_spec(w)[0],
+        tuned=lambda w: run_spec(w)[1],
         protected=[R, config["data_root"]],
         device=DEVICE,
         threads=THREADS,
@@ -38,7 +38,6 @@ rule time_unlearn:
     input:
         unpack(method_views),
         unpack(method_artefacts),
-        unpack(tuning_file),
         unpack(pruning_mask),
         original=rules.train_original.output.ckpt,
         card=rules.make_forget_request.output.card,
@@ -47,7 +46,8 @@ rule time_unlearn:
     wildcard_constraints:
         repeats=r"[1-9]\d*",
     params:
-        method=lambda w: config["methods"][w.method],
+        method=lambda w: run_spec(w)[0],
+        tuned=lambda w: run_spec(w)[1],
         protected=[R, config["data_root"]],
         device=DEVICE,
         threads=THREADS,

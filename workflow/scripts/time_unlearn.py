@@ -8,7 +8,6 @@ from unlearnbench.warm import delegate
 delegate()  # run in a fork of a process that already imported torch (unlearnbench/warm.py)
 
 from unlearnbench.cli import script_main
-from unlearnbench.metrics.tuning import chosen_artefacts, tuned_spec
 from unlearnbench.pipeline import run_unlearn
 
 
@@ -16,9 +15,8 @@ def main(s):
     views = {k.removeprefix("view_"): str(v) for k, v in s.input.items() if k.startswith("view_")}
     artefacts = {k.removeprefix("artefact_"): (str(v) if isinstance(v, str) else [str(p) for p in v])
                  for k, v in s.input.items() if k.startswith("artefact_")}
-    spec = tuned_spec(s.params.method, s.wildcards.method, s.input.get("tuned"))
-    run_unlearn(original=s.input.original, card=s.input.card, views=views, artefacts=chosen_artefacts(spec, artefacts),
-                method_spec=spec, seed=int(s.wildcards.seed), device=s.params.device,
+    run_unlearn(original=s.input.original, card=s.input.card, views=views, artefacts=artefacts,
+                method_spec=dict(s.params.method), tuned=s.params.tuned, seed=int(s.wildcards.seed), device=s.params.device,
                 threads=s.params.threads, out_ckpt="", out_info="", out_time=s.output.time, repeats=int(s.wildcards.repeats),
                 protected=list(s.params.protected), mask=s.input.get("mask"))
 

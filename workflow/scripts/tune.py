@@ -8,11 +8,12 @@ from unlearnbench.warm import delegate
 delegate()  # run in a fork of a process that already imported torch (unlearnbench/warm.py)
 
 from unlearnbench.cli import script_main
-from unlearnbench.metrics.tuning import run_tune
+from unlearnbench.tuning import run_tune
 
 
 def main(s):
-    run_tune(name=s.params.name, runs=s.params.runs, metric_files=list(s.input.metrics), out_json=s.output.json)
+    run_tune(name=s.params.name, runs=s.params.runs, metric_files=list(s.input.metrics), out_json=s.output.json,
+             fingerprint=s.params.fingerprint, prefer=dict(s.params.prefer), numerics=s.params.numerics)
 
 
 script_main(main, snakemake)  # noqa: F821

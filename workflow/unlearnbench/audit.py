@@ -4,10 +4,12 @@ Compares
   (a) envs/unlearnbench.yaml (the conda environment's pip pins) with
   (b) requirements.txt (the top-level pins) and requirements.lock (every package, transitively),
   (c) the running environment (importlib.metadata), and
-  (d) what each artefact recorded (`*.prov.json`: versions, commit, input and output hashes),
+  (d) what each artefact recorded (`*.prov.json`: versions, commit, input and output hashes), and
+  (e) the tuned values each run used (unlearn.json) with the hyperparameter lock they came from,
 and reports every difference: a pin that drifted between the env file and requirements, a lock
 entry the running environment does not match, an artefact made by another version or commit, an
-artefact whose inputs changed since it was made, an artefact modified after it was written.
+artefact whose inputs changed since it was made, an artefact modified after it was written, a
+table built from tuned values that differ from the lock (or from no lock at all).
 Exit code 0 when nothing differs, 1 otherwise; a human-readable summary on stdout, JSON on request.
 """
 
@@ -122,6 +124,45 @@ def check_artefacts(results: Path) -> tuple[list[dict[str, Any]], int]:
     return out, n
 
 
+def check_tuned(results: Path) -> list[dict[str, Any]]:
+    """Runs whose tuned values differ from the hyperparameter lock now, named with the tables
+    (their provenance inputs) that were built from them."""
+    from .tuning import read_lock
+
+    tables: dict[str, list[str]] = {}
+    for prov in sorted((results / "tables").glob(f"*.csv{SUFFIX}")) if (results / "tables").exists() else []:
+        try:
+            inputs = json.loads(prov.read_text()).get("inputs", {})
+        except json.JSONDecodeError:
+            continue
+        for path in inputs:
+            tables.setdefault(str(Path(path).parent), []).append(prov.name[: -len(".csv" + SUFFIX)])
+    out, locks = [], {}
+    for info in sorted(results.rglob("unlearn.json")):
+        try:
+            tuned = json.loads(info.read_text()).get("tuned")
+        except json.JSONDecodeError:
+            continue
+        if not tuned:
+            continue
+        rel = info.parent.relative_to(results.parent).as_posix()
+        where = {"run": rel, "tables": ", ".join(sorted(set(tables.get(rel, [])))) or "(none)"}
+        if tuned.get("unlocked"):
+            out.append({"kind": "tuned values not locked", **where, "entry": tuned["entry"]})
+            continue
+        if tuned["lock"] not in locks:
+            try:
+                locks[tuned["lock"]] = read_lock(tuned["lock"])
+            except UserError:
+                locks[tuned["lock"]] = {}
+        record = locks[tuned["lock"]].get(tuned["entry"], {})
+        now = record.get("chosen", {}).get(tuned.get("instance"))
+        if record.get("fingerprint") != tuned["fingerprint"] or now != tuned["values"]:
+            out.append({"kind": "tuned values differ from the lock", **where, "entry": tuned["entry"],
+                        "used": tuned["values"], "lock": now})
+    return out
+
+
 def run_audit(results: str, json_out: str | None = None, repo: str | None = None) -> int:
     results_p = Path(results)
     repo_p = Path(repo) if repo else REPO
@@ -131,7 +172,7 @@ def run_audit(results: str, json_out: str | None = None, repo: str | None = None
     n = 0
     if results_p.exists():
         art, n = check_artefacts(results_p)
-        findings += art
+        findings += art + check_tuned(results_p)
     elif results != "results":
         raise SystemExit(f"audit: {results_p} does not exist")
     counts = Counter(f["kind"] for f in findings)
@@ -149,4 +190,4 @@ def run_audit(results: str, json_out: str | None = None, repo: str | None = None
     return 1 if findings else 0
 
 
-__all__ = ["run_audit", "check_environment", "check_artefacts", "read_pins", "UserError"]
+__all__ = ["run_audit", "check_environment", "check_artefacts", "check_tuned", "read_pins", "UserError"]

@@ -72,10 +72,11 @@ def coerce_numbers(config: dict[str, Any], schema_path: str) -> None:
         _coerce(config, json.load(fh))
 
 
-def load_config_files(workflow: Any, config: dict[str, Any], paths: list[str]) -> None:
+def load_config_files(workflow: Any, config: dict[str, Any], paths: list[str]) -> list[str]:
     """What Snakemake's `configfile:` directive does, with libyaml: merge each file into `config`,
     then the command line's config (--config / --configfile) on top, so it still wins. (Snakemake
-    parses config files with pure-Python YAML through yte: seconds for the paper files.)"""
+    parses config files with pure-Python YAML through yte: seconds for the paper files.) Returns
+    every config file in load order (the hyperparameter locks live beside them: tuning.py)."""
     import yaml
     from snakemake.utils import update_config
 
@@ -88,6 +89,7 @@ def load_config_files(workflow: Any, config: dict[str, Any], paths: list[str]) -
                 raise SystemExit(f"config error: {path} is not valid YAML ({str(e).splitlines()[0]})")
         workflow.configfiles.append(path)
     update_config(config, workflow.config_settings.overwrite_config)
+    return [*paths, *(str(p) for p in (workflow.config_settings.configfiles or ()))]
 
 
 def _need(group: dict, name: str, what: str, where: str) -> dict:
@@ -240,26 +242,6 @@ def figure_runs(config: dict[str, Any], figure: str) -> Iterator[dict[str, Any]]
             yield r
 
 
-# --------------------------------------------------------------------------- tuning
-def tuning_trials(config: dict[str, Any], name: str) -> dict[str, list[tuple[str, dict]]]:
-    """{method instance: [(trial instance name, overrides)]} of tuning entry `name`: `budget` points
-    of each instance's grid (the same number for every method), drawn with a fixed seed."""
-    import itertools
-    import random
-
-    t = config["tuning"][name]
-    out = {}
-    for inst, grid in t["methods"].items():
-        keys = sorted(grid)
-        points = [dict(zip(keys, vals)) for vals in itertools.product(*(grid[k] for k in keys))]
-        if len(points) < t["budget"]:
-            raise UserError(f"tuning.{name}.methods.{inst}: its grid has {len(points)} points, fewer than the "
-                            f"budget {t['budget']} every method gets; add values or lower the budget")
-        random.Random(f"{name}/{inst}").shuffle(points)
-        out[inst] = [(f"tune.{name}.{inst}.{i}", p) for i, p in enumerate(points[: t["budget"]])]
-    return out
-
-
 def _sorted(obj: Any) -> Any:
     return {k: _sorted(obj[k]) for k in sorted(obj)} if isinstance(obj, dict) else obj
 
@@ -272,68 +254,3 @@ def canonical_order(config: dict[str, Any]) -> None:
     for group in ("datasets", "models", "training", "scenarios", "methods"):
         for name, block in config.get(group, {}).items():
             config[group][name] = _sorted(block)
-
-
-def add_tuning_trials(config: dict[str, Any]) -> None:
-    """In place: every tuning trial becomes a method instance (so the ordinary rules run it), after
-    checking that tuning never changes what a method reads (its access, its artefacts' keys)."""
-    from .methods import coerce, create_method, get_method
-
-    for name, t in config.get("tuning", {}).items():
-        where = f"tuning.{name}"
-        for inst, grid in t["methods"].items():  # values as the method reads them ("1e-3" -> 0.001)
-            cls = get_method(_need(config["methods"], inst, "method instance", where)["method"])
-            for k, values in grid.items():
-                if k not in cls.defaults:
-                    raise UserError(f"{where}.methods.{inst}: method {cls.name!r} has no hyperparameter {k!r}")
-                grid[k] = [coerce(v, cls.defaults[k], f"{where}.methods.{inst}.{k}") for v in values]
-        _need(config["scenarios"], t["scenario"], "scenario", where)
-        for st in study_setups(t):
-            _need(config["datasets"], st["dataset"], "dataset", where)
-            _need(config["models"], st["model"], "model", where)
-            _need(config["training"], st["training"], "training recipe", where)
-        for inst, trials in tuning_trials(config, name).items():
-            base = _need(config["methods"], inst, "method instance", where)
-            ref = create_method(base)
-            for trial, overrides in trials:
-                spec = {**{k: v for k, v in base.items() if k != "tune"}, **overrides}
-                try:
-                    m = create_method(spec)
-                except UserError as e:
-                    raise UserError(f"{where}.methods.{inst}: {e}") from None
-                if m.access() != ref.access() or set(m.needs()) != set(ref.needs()):
-                    raise UserError(f"{where}.methods.{inst}: tuning {sorted(overrides)} changes what the method reads "
-                                    "(its data access or which artefacts it needs); tune other hyperparameters")
-                config["methods"][trial] = spec
-    for inst, spec in config["methods"].items():
-        if spec.get("tune"):
-            t = _need(config.get("tuning", {}), spec["tune"], "tuning entry", f"methods.{inst}.tune")
-            if inst not in t["methods"]:
-                raise UserError(f"methods.{inst}: tuning entry {spec['tune']!r} has no grid for this instance")
-    for study, s in config["studies"].items():  # a tuned value must never be judged on its tuning cells
-        for inst in s["methods"]:
-            t = config.get("tuning", {}).get(config["methods"][inst].get("tune"))
-            both = [sd for sd in tuning_seeds(t) if sd in s["seeds"]] if t else []
-            if both and t["scenario"] in s["scenarios"] and any(st in study_setups(s) for st in study_setups(t)):
-                raise UserError(f"studies.{study} reports the cell (scenario {t['scenario']}, seed {both[0]}) that "
-                                f"tuning entry {config['methods'][inst]['tune']!r} tuned {inst} on; tune on another cell")
-
-
-def tuning_seeds(t: dict[str, Any]) -> list[int]:
-    """The seeds of a tuning entry (`seed`: one seed or a list; the objective is their mean)."""
-    return [int(v) for v in t["seed"]] if isinstance(t["seed"], list) else [int(t["seed"])]
-
-
-def tuning_runs(config: dict[str, Any], name: str) -> list[dict[str, Any]]:
-    """Every trial run of a tuning entry plus its retrain reference, per seed (one setup and scenario;
-    each seed's retrain first, then that seed's trials)."""
-    t = config["tuning"][name]
-    st = study_setups(t)[0]
-    gold = next(n for n, spec in config["methods"].items() if spec["method"] == "retrain" and not spec.get("replica"))
-    runs = []
-    for seed in tuning_seeds(t):
-        cell = {**st, "scenario": t["scenario"], "seed": seed}
-        runs.append({**cell, "method": gold, "instance": gold, "overrides": {}})
-        for inst, trials in tuning_trials(config, name).items():
-            runs += [{**cell, "method": trial, "instance": inst, "overrides": o} for trial, o in trials]
-    return runs

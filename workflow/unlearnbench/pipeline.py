@@ -168,9 +168,11 @@ def split_timings(obj, path: str = ""):
 
 def run_unlearn(original: str, card: str, views: dict[str, str], artefacts: dict[str, Any], method_spec: dict,
                 seed: int, device: str, threads: int, out_ckpt: str, out_info: str, out_time: str,
-                protected: list[str] | None = None, mask: str | None = None, repeats: int = 0) -> None:
+                protected: list[str] | None = None, mask: str | None = None, repeats: int = 0,
+                tuned: dict | None = None) -> None:
     """Apply one method instance to the original model. The job reads only the files given here:
     the method's declared data views and artefacts, the original model and the request card.
+    `tuned`: where a tuned instance's values come from (its lock entry), recorded in unlearn.json.
     `repeats` k >= 1 (rule time_unlearn): run the unlearning k times from the same state and write
     only the timing sidecar, with every repeat and their median (the checkpoint is not written)."""
     from .methods import Context, UnlearnData, create_method
@@ -224,7 +226,7 @@ def run_unlearn(original: str, card: str, views: dict[str, str], artefacts: dict
     meta = {**meta, "kind": "unlearned", "method": method_spec, "seed": seed, "original_config_hash": meta.get("config_hash"),
             "config_hash": config_hash(meta.get("config_hash"), method_spec, seed)}  # the method's block is hashed too
     record = {"method": method.name, "hparams": method.hp, "access": label, "seed": seed, "info": ctx.info,
-              "artefact_files": {k: v for k, v in sorted(artefacts.items())}}
+              "artefact_files": {k: v for k, v in sorted(artefacts.items())}, "tuned": tuned}
     if pruned is not None:
         from .parts.pruning import sparsity_of
 
@@ -283,6 +285,13 @@ def run_evaluate(ckpt: str, retrain_outputs: str, data: str, split: str, request
                            access, seed, out_metrics, out_mia)
 
 
+def validation_counts(rd: RequestData) -> dict[str, int]:
+    """How many validation samples the tuning objective's accuracies average (its resolution)."""
+    val = np.asarray(rd.split["val"])
+    forgotten = np.isin(rd.y[val], list(rd.request["forget_classes"]))
+    return {"n_val": int((~forgotten).sum()), "n_val_forget": int(forgotten.sum())}
+
+
 def run_evaluate_reference(outputs: str, retrain_outputs: str, data: str, split: str, request: str, ckpt: str,
                            original: str, retrain: str, unlearn_info: str | None, access: str, seed: int,
                            out_metrics: str, out_mia: str) -> None:
@@ -307,4 +316,4 @@ def run_evaluate_reference(outputs: str, retrain_outputs: str, data: str, split:
         access = read_json(unlearn_info)["access"]  # what the job actually read (e.g. "retain (all)")
     write_json(out_metrics, {"metrics": metrics, "access": access, "forget_pred_hist": hist,
                              "layer_dist_original": d_orig["layers"], "layer_dist_retrain": d_retr["layers"],
-                             "n_forget": len(rd.forget), "n_retain": len(rd.retain)})
+                             "n_forget": len(rd.forget), "n_retain": len(rd.retain), **validation_counts(rd)})

@@ -317,6 +317,6 @@ def get_method(name: str) -> type[UnlearningMethod]:
 
 def create_method(spec: dict[str, Any]) -> UnlearningMethod:
     """Instantiate from a config instance: {'method': <registered name>, <hyperparameters>...}.
-    The reserved key `tune` names the tuning entry whose chosen values the unlearn job applies."""
-    spec = {k: v for k, v in spec.items() if k != "tune"}
+    The reserved keys `tune` / `tune_as` name tuning entries; their locked values are merged in by tuning.resolve_cell."""
+    spec = {k: v for k, v in spec.items() if k not in ("tune", "tune_as")}
     return get_method(spec.pop("method"))(**spec)
