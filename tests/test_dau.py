@@ -125,33 +125,39 @@ def pretrain(root, files, hp, seed=0):
 
 
 def test_pretrained_attacker_beats_chance_on_an_overfit_model(tmp_path):
-    """Members (training samples of an overfit model) vs non-members, on held-out samples."""
+    """Members (training samples of an overfit model) vs non-members, on held-out samples: over three
+    seeds (model and attacker), the pooled held-out balanced accuracy's 95 % Wilson interval lies
+    above chance (a margin over seeds, not one run's value)."""
+    from unlearnbench.metrics.mia import wilson_interval
+
     st = make_setup(epochs=1)  # only for the digits archive
     data = st.rd.data
     rng = np.random.default_rng(0)
     order = rng.permutation(len(data["y"]))
     members, non = order[:200], order[200:400]
     x, y = st.x, st.y
-    seed_everything(0, 1)
-    model = build_model("smallcnn", in_channels=1, num_classes=10, image_size=8, width=8,
-                        mean=data["mean"].tolist(), std=data["std"].tolist())
     m = torch.as_tensor(members)
-    train(model, x[m], y[m], {"lr": 0.05, "epochs": 60, "batch_size": 32, "weight_decay": 0.0}, 0, CPU)
     hp = create_method({"method": "dau", **FAST, "pretrain_holdout": 0.3}).hp
-    files = write_inputs(tmp_path, model.eval(), data, members, non, 8)
-    path, info, timing = pretrain(tmp_path, files, hp)
-    acc_m, acc_n = (float((predict_logits(model, x[i], CPU).argmax(1) == y[i]).float().mean() * 100)
-                    for i in (m, torch.as_tensor(non)))
-    print(f"overfit model: member acc {acc_m:.1f}, non-member acc {acc_n:.1f}; attacker held-out balanced accuracy "
-          f"{info['balanced_accuracy_holdout']:.1f} (train {info['balanced_accuracy_train']:.1f}), "
-          f"pretraining {timing['seconds']:.1f}s")
-    assert info["balanced_accuracy_holdout"] > 60, info
-    assert info["n_holdout_forget"] == 60 and info["n_holdout_val"] == 60
-    assert "seconds" not in info and timing["seconds"] > 0
+    xs = lambda idx: (x[torch.as_tensor(idx)], y[torch.as_tensor(idx)])
+    correct, n, model = 0, 0, None
+    for seed in (0, 1, 2):
+        seed_everything(seed, 1)
+        model = build_model("smallcnn", in_channels=1, num_classes=10, image_size=8, width=8,
+                            mean=data["mean"].tolist(), std=data["std"].tolist())
+        train(model, x[m], y[m], {"lr": 0.05, "epochs": 60, "batch_size": 32, "weight_decay": 0.0}, seed, CPU)
+        files = write_inputs(tmp_path / f"s{seed}", model.eval(), data, members, non, 8)
+        path, info, timing = pretrain(tmp_path / f"s{seed}", files, hp, seed)
+        print(f"seed {seed}: attacker held-out balanced accuracy {info['balanced_accuracy_holdout']:.1f} "
+              f"(train {info['balanced_accuracy_train']:.1f}), pretraining {timing['seconds']:.1f}s")
+        assert info["n_holdout_forget"] == 60 and info["n_holdout_val"] == 60
+        assert "seconds" not in info and timing["seconds"] > 0
+        correct += round(info["balanced_accuracy_holdout"] / 100 * 120)
+        n += 120
+    low, _ = wilson_interval(correct, n)
+    assert low > 0.5, (correct, n, low)
     attacker, meta = load_attacker(path, 10, CPU, hp)
     assert meta["kind"] == "dau_attacker"
-    xs = lambda idx: (x[torch.as_tensor(idx)], y[torch.as_tensor(idx)])
-    assert attack_accuracy(attacker, model, xs(members), xs(non), hp, 0, CPU) > 60
+    assert attack_accuracy(attacker, model, xs(members), xs(non), hp, 0, CPU) > 50
     # deterministic: the same inputs and seed give the same attacker file (a short pretraining)
     short = {**hp, "pretrain_iterations": 20}
     runs = [pretrain(tmp_path / f"d{i}", write_inputs(tmp_path / f"d{i}", model, data, members, non, 8), short)
@@ -198,10 +204,10 @@ def _conf(setup, model, idx):
 
 
 @pytest.fixture(scope="module")
-def random_run(tmp_path_factory):
+def random_runs(tmp_path_factory):
+    """Random 10 % forgetting with game seeds 0-2 on one original (its attacker is pretrained once per seed)."""
     st = make_setup(scenario={"type": "random", "fraction": 0.1, "seed": 0}, epochs=20)
-    model, ctx, t = _game(st, tmp_path_factory.mktemp("dau_random"), {"iterations": 100})
-    return st, model, ctx, t
+    return st, [_game(st, tmp_path_factory.mktemp(f"dau_random{s}"), {"iterations": 100}, seed=s) for s in (0, 1, 2)]
 
 
 @pytest.fixture(scope="module")
@@ -211,22 +217,27 @@ def class_run(tmp_path_factory):
     return st, model, ctx, t
 
 
-def test_dau_random_forgetting_moves_forget_towards_test(random_run):
-    st, model, ctx, t = random_run
+def test_dau_random_forgetting_moves_forget_towards_test(random_runs):
+    """Over three game seeds (a margin, not one run's value): the forget accuracy moves towards the
+    test accuracy by more than one forget sample on average, the members' confidence gap over
+    validation samples shrinks, and retain / test accuracy stay within 5 points."""
+    st, runs = random_runs
     rd = st.rd
-    acc = {k: (st.accuracy(st.model, getattr(rd, k)), st.accuracy(model, getattr(rd, k)))
-           for k in ("forget", "retain", "test_retain", "val")}
-    gap = {k: (_conf(st, m, rd.forget) - _conf(st, m, rd.val)) for k, m in (("before", st.model), ("after", model))}
-    print("random 10%: " + ", ".join(f"{k} {a:.1f}->{b:.1f}" for k, (a, b) in acc.items())
-          + f"; confidence gap forget-val {gap['before']:.1f}->{gap['after']:.1f}; attacker balanced acc "
-          f"{ctx.info['attack_acc_before']:.1f}->{ctx.info['attack_acc_after']:.1f}; "
-          f"pretrain {t['pretrain_s']:.1f}s wall, game {t['game_cpu_s']:.1f}s cpu")
-    (f0, f1), (r0, r1), (t0, t1) = acc["forget"], acc["retain"], acc["test_retain"]
+    before = {k: st.accuracy(st.model, getattr(rd, k)) for k in ("forget", "retain", "test_retain")}
+    after = {k: np.array([st.accuracy(m, getattr(rd, k)) for m, _, _ in runs]) for k in before}
+    gap0 = _conf(st, st.model, rd.forget) - _conf(st, st.model, rd.val)
+    gaps = np.array([_conf(st, m, rd.forget) - _conf(st, m, rd.val) for m, _, _ in runs])
+    print(f"random 10%, seeds 0-2: forget {before['forget']:.1f} -> {after['forget'].round(1)}, test_retain "
+          f"{before['test_retain']:.1f} -> {after['test_retain'].round(1)}; confidence gap forget-val {gap0:.1f} -> "
+          f"{gaps.round(1)}; attacker balanced acc {[round(c.info['attack_acc_after'], 1) for _, c, _ in runs]}")
+    one_sample = 100 / len(rd.forget)
+    f0, t0 = before["forget"], before["test_retain"]
     assert f0 - t0 > 1.5  # the original remembers its training samples
-    assert f1 < f0 - 1.5 and abs(f1 - t1) < abs(f0 - t0)  # forget accuracy moves towards test accuracy
-    assert gap["after"] < 0.75 * gap["before"]  # members look less like members (confidence MIA signal)
-    assert r1 > r0 - 5 and t1 > t0 - 5  # utility kept
-    assert ctx.info["alpha"] == [0.9] * 100 and ctx.info["attacker_steps"] == 100
+    assert f0 - after["forget"].mean() > one_sample  # forget accuracy drops by more than one sample on average
+    assert np.abs(after["forget"] - after["test_retain"]).mean() < abs(f0 - t0)  # ... towards test accuracy
+    assert gaps.mean() < 0.75 * gap0  # members look less like members (confidence MIA signal)
+    assert (after["retain"] > before["retain"] - 5).all() and (after["test_retain"] > t0 - 5).all()  # utility kept
+    assert all(c.info["alpha"] == [0.9] * 100 and c.info["attacker_steps"] == 100 for _, c, _ in runs)
 
 
 def test_dau_class_forgetting_drops_the_class_and_keeps_the_rest(class_run):

@@ -141,13 +141,22 @@ def test_inversion_ce_falls_from_the_model_alone(files, inversion):
 
 # --------------------------------------------------------------------------- unlearning
 def test_mugan_forgets_the_class_and_keeps_the_rest(setup, gans):
+    """Over three unlearning seeds on one synthetic set (a margin, not one run's value): the class is
+    forgotten (mean forget accuracy below 10 %) and the retained classes lose less than 8 points."""
     _, out = gans
     f0, r0 = forget_retain_acc(setup, setup.model)
-    model, method, data = setup.run({"method": "mugan", **GAN_HP}, 0, {"synthetic_gan": out})
-    f1, r1 = forget_retain_acc(setup, model)
-    print(f"MuGAN digits: forget acc {f0:.1f} -> {f1:.1f}, retain acc {r0:.1f} -> {r1:.1f}")
-    assert f0 > 90 and f1 < 10, (f0, f1)
-    assert r1 > r0 - 8, (r0, r1)
+    accs = []
+    for seed in (0, 1, 2):
+        model, method, data = setup.run({"method": "mugan", **GAN_HP}, seed, {"synthetic_gan": out})
+        accs.append(forget_retain_acc(setup, model))
+        if seed == 0:
+            first = model
+    f1, r1 = np.mean(accs, axis=0)
+    print(f"MuGAN digits, seeds 0-2: forget acc {f0:.1f} -> {[round(a[0], 1) for a in accs]}, retain acc {r0:.1f} -> "
+          f"{[round(a[1], 1) for a in accs]}")
+    assert f0 > 90 and f1 < 10, (f0, accs)
+    assert r1 > r0 - 8, (r0, accs)
+    model = first
     again, _, _ = setup.run({"method": "mugan", **GAN_HP}, 0, {"synthetic_gan": [out]})
     for k, v in model.state_dict().items():
         assert torch.equal(v, again.state_dict()[k]), k

@@ -44,32 +44,45 @@ def test_every_default_target_is_planned(default_dry_run):
     for t in TARGETS:
         assert t in out, t
     jobs = dry_run_jobs(out)
-    # 5 seeds x (dense + sparse) originals, + the tuning cell's (seed 5, dense)
-    assert _count(jobs, "train_original") == 6 and _count(jobs, "prune_original") == 5
-    # gold models: 5 seeds x 2 densities x 2 scenarios x (retrain + noise floor) + the tuning cell's
-    assert _count(jobs, "train_retrain") == 41
-    # one attacker per original and request (Table 1, Table 2's beta = 0 and the tuning trials share it)
-    assert _count(jobs, "dau_attacker") == 5 * 2 * 2 + 1
-    assert _count(jobs, "tune") == 1
+    # 5 seeds x (dense + sparse) originals; the tables run with the locked tuned values (study.lock.yaml):
+    # no tuning cell is planned
+    assert _count(jobs, "train_original") == 5 and _count(jobs, "prune_original") == 5
+    # gold models: 5 seeds x 2 densities x 2 scenarios x (retrain + noise floor)
+    assert _count(jobs, "train_retrain") == 40
+    # one attacker per original and request (Table 1 and Table 2's beta = 0 share it)
+    assert _count(jobs, "dau_attacker") == 5 * 2 * 2
+    assert _count(jobs, "tune") == 0 and not any(int(j["wildcards"].get("seed", 0)) >= 100 for j in jobs)
     for j in jobs:
         if j["rule"] == "dau_attacker":  # the original model and the forget / validation views, nothing else
             names = sorted(p.rsplit("/", 1)[-1] for p in j["input"])
             assert names == ["forget.npz", "original.safetensors", "val.npz"], j["input"]
             assert all("/access/" in p for p in j["input"] if p.endswith(".npz"))
         if j["rule"] == "unlearn" and j["wildcards"].get("method") == "dau":
-            assert any(p.endswith("results/tuning/dau_tune.json") for p in j["input"])  # tuned on its own cell
             assert any("dau_attacker_" in p for p in j["input"])
             views = sorted(p.rsplit("/", 1)[-1] for p in j["input"] if "/access/" in p)
             assert views == ["forget.npz", "retain.npz", "val.npz"]  # DAU's declared access
             if j["wildcards"]["model"] == "dau_resnet18_s95":
                 assert any(p.endswith("original.mask.safetensors") for p in j["input"])
-    assert not any(j["wildcards"].get("seed") == "5" and j["rule"] == "unlearn" and
-                   not j["wildcards"]["method"].startswith("tune.") for j in jobs)  # the tuning cell is not reported
+
+
+def test_tuning_is_per_scenario_type_and_density(tmp_path):
+    """Four entries (class-wise / random x dense / sparse), each on cells no table reports."""
+    out = run_snakemake(tmp_path, {"device": "cpu"}, [f"results/tuning/{e}.json" for e in
+                                                      ("dau_class", "dau_class_s95", "dau_random", "dau_random_s95")],
+                        "-n", env={"UNLEARNBENCH_UNLOCKED": "1"}).stdout
+    jobs = dry_run_jobs(out)
+    cells = {(j["wildcards"]["model"], j["wildcards"]["scenario"]) for j in jobs if j["rule"] == "unlearn"}
+    assert cells == {(m, s) for m in ("dau_resnet18", "dau_resnet18_s95") for s in ("dau_class_tune", "dau_random_tune")}
+    assert {j["wildcards"]["seed"] for j in jobs if j["rule"] == "unlearn"} == {"100", "101", "102"}
+    assert _count(jobs, "tune") == 4
 
 
 def test_full_scale_overlay_is_planned(tmp_path):
     full = yaml.safe_load((REPO / "workflow" / "papers" / "dau" / "full.yaml").read_text())
-    out = run_snakemake(tmp_path, {"device": "cpu", **full}, TARGETS, "-n").stdout
+    # the entries move to CIFAR-10: their digits lock does not hold, and the build says how to derive them
+    proc = run_snakemake(tmp_path, {"device": "cpu", **full}, TARGETS, "-n", check=False)
+    assert proc.returncode != 0 and "retune dau_" in proc.stdout + proc.stderr
+    out = run_snakemake(tmp_path, {"device": "cpu", **full}, TARGETS, "-n", env={"UNLEARNBENCH_UNLOCKED": "1"}).stdout
     jobs = dry_run_jobs(out)
     datasets = {j["wildcards"].get("dataset") for j in jobs if j["rule"] == "unlearn"}
     assert datasets == {"cifar10", "cifar100"}

@@ -47,8 +47,8 @@ def test_every_table_and_figure_target_is_planned(default_dry_run):
     jobs = dry_run_jobs(out)
     rules = {j["rule"] for j in jobs}
     assert {"train_gan", "train_kegnet", "make_synthetic", "record_update_log"} <= rules
-    # the tables carry learning rates written in from the tuning targets (results/tuning/mugan_*.json,
-    # built on their own), so the paper page plans no tuning trial
+    # the tables run with the locked tuned values (workflow/papers/mugan/study.lock.yaml), so the paper
+    # page plans no tuning trial
     assert "tune" not in rules
     # artefacts are shared: one GAN per (dataset, seed, class), whatever the model; the size sweeps
     # add synthetic sets but no GAN or inversion member

@@ -87,6 +87,11 @@ def export(mode: str, threads: int = 1, environ: Any = None) -> None:
             env[k] = v
 
 
+def active_mode() -> str:
+    """The mode this process's environment sets up ("portable" only when every pin is in place)."""
+    return "portable" if all(os.environ.get(k) == v for k, v in PORTABLE_ENV.items()) else "native"
+
+
 def facts() -> dict[str, Any]:
     """The kernel paths this process runs (never imports a library itself): recorded in provenance."""
     out: dict[str, Any] = {k: os.environ.get(k) for k in (*PORTABLE_ENV, *THREAD_VARS)}

@@ -112,7 +112,7 @@ class Usage:
 
 
 def machine(device: str = "cpu") -> dict:
-    """Where a time was measured: host, CPU model and count, torch threads, device."""
+    """Where a time was measured: host, CPU model and count, torch threads, device, numerics mode."""
     import platform
     import socket
 
@@ -122,8 +122,10 @@ def machine(device: str = "cpu") -> dict:
             cpu = next((l.split(":", 1)[1].strip() for l in fh if l.startswith("model name")), cpu)
     except OSError:
         pass
+    from .numerics import active_mode
+
     info = {"host": socket.gethostname(), "cpu": cpu, "cpu_count": os.cpu_count(),
-            "torch_threads": torch.get_num_threads(), "device": str(device)}
+            "torch_threads": torch.get_num_threads(), "device": str(device), "numerics": active_mode()}
     if str(device).startswith("cuda"):
         info["gpu"] = torch.cuda.get_device_name(0)
     return info

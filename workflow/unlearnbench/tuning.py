@@ -257,15 +257,15 @@ def read_lock(path: str | os.PathLike) -> dict[str, Any]:
 
 def locked_values(config: dict[str, Any], homes: dict[str, Path], entry: str) -> dict[str, Any]:
     """The lock record of `entry`, checked against the config's entry (its fingerprint)."""
-    fix = f"python3.11 bootstrap.py retune {entry} --write"
+    fix = f"python3.11 bootstrap.py retune {entry} --write` (with the same --configfile overlays"
     path = homes.get(entry)
     record = read_lock(path).get(entry) if path else None
     if record is None:
         raise UserError(f"tuning entry {entry!r} has no locked values{f' in {path}' if path else ''}: derive them "
-                        f"with `{fix}` (then commit the lock)")
+                        f"with `{fix}), then commit the lock")
     if record.get("fingerprint") != fingerprint(config, entry):
         raise UserError(f"tuning entry {entry!r} differs from what {path} was locked for (its cell, grids or the tuned "
-                        f"instances' settings changed): re-derive it with `{fix}`")
+                        f"instances' settings changed): re-derive it with `{fix})")
     return record
 
 

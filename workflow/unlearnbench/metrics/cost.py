@@ -68,6 +68,6 @@ def run_cost(own: list[str], artefacts: list[str], retrain: list[str]) -> dict:
         "speedup": rt / total if total > 0 else math.nan,  # NaN compares False: no speed-up for the original
         "speedup_step": rt / step if step > 0 else math.nan,
         "timing_repeats": (len(own_rec.get("repeats", [])) or 1) if own_rec else 0,
-        "machine": {k: own_rec.get(k) for k in ("host", "cpu", "cpu_count", "torch_threads", "device", "gpu")
+        "machine": {k: own_rec.get(k) for k in ("host", "cpu", "cpu_count", "torch_threads", "device", "gpu", "numerics")
                     if own_rec and k in own_rec},
     }

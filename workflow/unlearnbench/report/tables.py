@@ -145,8 +145,9 @@ def aggregate_cost(records: list[dict[str, Any]]) -> pd.DataFrame:
             mean, std, lo, hi = t_interval(np.asarray([c.get(m, math.nan) for c in costs], float))
             rows.append({**dict(zip(ROW_KEYS, key)), "metric": m, "n": len(costs), "mean": mean, "std": std,
                          "ci_low": lo, "ci_high": hi})
-    machines = sorted({f"{c.get('machine', {}).get('cpu', '?')} ({c.get('machine', {}).get('torch_threads', '?')} threads, "
-                       f"{c.get('machine', {}).get('device', '?')})" for cs in groups.values() for c in cs if c.get("machine")})
+    machines = sorted({f"{m.get('cpu', '?')} ({m.get('torch_threads', '?')} threads, {m.get('device', '?')}, "
+                       f"numerics {m.get('numerics', 'native')})" for cs in groups.values() for c in cs
+                       if (m := c.get("machine"))})
     out = pd.DataFrame(rows)
     out.attrs["machines"] = machines
     return out
