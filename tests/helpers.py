@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from unlearnbench.data import RequestData, make_forget_request, make_split, prepare_dataset, to_float, unlearn_data
+from unlearnbench.data import RequestData, make_forget_request, make_split, prepare_dataset, to_float, view_indices
 from unlearnbench.methods import Context, create_method
 from unlearnbench.models import build_model
 from unlearnbench.runtime import predict_logits, seed_everything
@@ -45,7 +45,13 @@ class Setup:
         return self.rd.test_retain
 
     def data_for(self, method, seed: int = 0):
-        return unlearn_data(method.access(), self.rd, seed)
+        """The `UnlearnData` a method's access declares, built in memory (the workflow builds the same
+        sets from rule data_view's files)."""
+        from unlearnbench.methods import UnlearnData
+
+        access, rd = method.access(), self.rd
+        sets = {role: rd.tensors(view_indices(view, rd)) for role, view in access.views(seed).items()}
+        return UnlearnData(access, rd.num_classes, rd.forget_classes, rd.request["type"], sets=sets)
 
     def context(self, seed: int = 0, artefacts: dict | None = None) -> Context:
         original = copy.deepcopy(self.model).eval()

@@ -17,7 +17,7 @@ from unlearnbench.data import to_float
 from unlearnbench.errors import AccessError, UserError
 from unlearnbench.methods import Access, UnlearnData, create_method
 from unlearnbench.models import build_model
-from unlearnbench.parts.update_log import UpdateLog, flat_state
+from unlearnbench.methods.amnesiac.update_log import UpdateLog, flat_state
 from unlearnbench.runtime import generator, iterate_batches, seed_everything
 from unlearnbench.training import DEFAULT_RECIPE, lr_factor, make_optimizer, train
 

@@ -13,7 +13,7 @@ from unlearnbench.errors import AccessError, UserError
 from unlearnbench.methods import Access, Context, UnlearnData, create_method
 from unlearnbench.methods.clue import corrupt, kd_loss
 from unlearnbench.models import build_model
-from unlearnbench.parts.saliency import apply_mask_to_grads, compute_mask, mask_density, masked_step, save_mask
+from unlearnbench.methods.clue.saliency import apply_mask_to_grads, compute_mask, mask_density, masked_step, save_mask
 
 BASE = {"mask_mode": "top_layer", "mask_fraction": 0.1, "epochs": 2, "batch_size": 16, "lr": 1e-2,
         "temperature": 10.0, "lambda_energy": 1.0}
@@ -141,7 +141,7 @@ def test_clue_never_receives_retain_data(tmp_path):
 
 def test_clue_respects_first_mask_and_is_deterministic(tmp_path):
     method, model, data, ctx = _setup(tmp_path, epochs=1, mask_every_epoch=False)
-    from unlearnbench.parts.saliency import load_mask
+    from unlearnbench.methods.clue.saliency import load_mask
 
     mask, _ = load_mask(ctx.artefacts["mask"])
     before = {n: p.detach().clone() for n, p in model.named_parameters()}

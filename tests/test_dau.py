@@ -19,9 +19,9 @@ from unlearnbench.io import read_json, save_checkpoint, write_npz
 from unlearnbench.methods import Access, UnlearnData, create_method
 from unlearnbench.models import build_model
 from unlearnbench.models.checkpoint import model_meta
-from unlearnbench.parts.attacker import (attack_accuracy, build_attacker, defender_outputs, load_attacker, onehot,
+from unlearnbench.methods.dau.attacker import (attack_accuracy, build_attacker, defender_outputs, load_attacker, onehot,
                                          run_pretrain_attacker)
-from unlearnbench.parts.barlow_twins import barlow_twins, cross_correlation, pair_indices
+from unlearnbench.methods.dau.barlow_twins import barlow_twins, cross_correlation, pair_indices
 from unlearnbench.runtime import predict_logits, seed_everything
 from unlearnbench.training import train
 

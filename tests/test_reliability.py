@@ -359,7 +359,7 @@ def _wait_for(work: Path, pattern: str, timeout: float = 300) -> None:
 def test_interrupted_run_resumes_to_identical_artefacts(tmp_path, reference, how, when):
     """Kill Snakemake (SIGTERM / SIGKILL of the whole process group) or one running job's process
     once `when` exists, rerun, and compare every artefact byte for byte with an uninterrupted run
-    (whose jobs ran in their own processes, these in warm-runner forks: unlearnbench/warm.py)."""
+    (whose jobs ran in their own processes, these in warm-runner forks: unlearnbench/infra/warm.py)."""
     work = tmp_path / "w"
     proc = _start(work)
     _wait_for(work, when)

@@ -141,7 +141,7 @@ class World:
         return files[0]
 
     def make_attacker(self, m, s, out):
-        from unlearnbench.parts.attacker import run_pretrain_attacker
+        from unlearnbench.methods.dau.attacker import run_pretrain_attacker
 
         files = self._outs(out, "attacker", ".safetensors", ".json", ".time.json")
         run_pretrain_attacker(self.original, self.view("forget"), self.view("val"), s, 0, "cpu", 1, *files)
@@ -150,7 +150,7 @@ class World:
     def make_update_log(self, m, s, out):
         """The log of a sparse model trained with the mask (run_record_update_log is dense-only); the
         method then unlearns that model, the one the log belongs to (see `model_for`)."""
-        from unlearnbench.parts.update_log import UpdateLog
+        from unlearnbench.methods.amnesiac.update_log import UpdateLog
 
         classes = s.get("log_classes") or self.rd.forget_classes
         seed_everything(0, 1)
@@ -211,7 +211,8 @@ class World:
         return paths
 
     def make_importance(self, m, s, out):
-        from unlearnbench.parts.suppression import importance_view, run_importance
+        from unlearnbench.methods.uisps import importance_view
+        from unlearnbench.methods.uisps.suppression import run_importance
 
         files = self._outs(out, "importance", ".safetensors", ".json", ".time.json")
         view = self.view(importance_view(s["fisher_retain_fraction"], 0))

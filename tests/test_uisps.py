@@ -14,7 +14,7 @@ from unlearnbench.errors import AccessError, UserError
 from unlearnbench.io import load_checkpoint, read_json, save_checkpoint, write_npz
 from unlearnbench.methods import UnlearnData, create_method
 from unlearnbench.parts.inversion import run_invert_class
-from unlearnbench.parts.suppression import (load_importance, mask_summary, normalise, restrict_updates,
+from unlearnbench.methods.uisps.suppression import (load_importance, mask_summary, normalise, restrict_updates,
                                             run_importance, select_parameters)
 from unlearnbench.runtime import seed_everything
 

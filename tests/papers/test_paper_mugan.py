@@ -205,7 +205,7 @@ def test_tiny_changes_reuse_artefacts_and_bad_inputs_fail_in_one_line(tiny_build
 
 def test_update_log_replay_must_match_the_original(tiny_build, tmp_path):
     from unlearnbench.errors import UserError
-    from unlearnbench.parts.update_log import run_record_update_log
+    from unlearnbench.methods.amnesiac.update_log import run_record_update_log
 
     wd = tiny_build
     from conftest import TINY_CONFIG

@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from .errors import UserError
-from .lazy import F, torch
+from .infra.lazy import F, torch
 
 # Classes per source, known before any data is read (used to check forget classes in the config).
 NUM_CLASSES = {"digits": 10, "mnist": 10, "fashionmnist": 10, "cifar10": 10, "cifar100": 100, "svhn": 10}
@@ -371,10 +371,12 @@ def view_indices(view: str, rd: RequestData) -> np.ndarray:
     return np.sort(np.concatenate(chosen)) if chosen else retain[:0]
 
 
-def unlearn_data(access, rd: RequestData, seed: int):
-    """The `UnlearnData` an access declares, built in memory from a RequestData (tests, notebooks).
-    The workflow builds the same sets from the view files of rule data_view instead."""
-    from .methods._base import UnlearnData
+def load_view(path: str) -> tuple[Any, Any, bool]:
+    """(x float [0,1], y int64, covers_all) of a data view file."""
+    from .io import read_npz
 
-    sets = {role: rd.tensors(view_indices(view, rd)) for role, view in access.views(seed).items()}
-    return UnlearnData(access, rd.num_classes, rd.forget_classes, rd.request["type"], sets=sets)
+    v = read_npz(path)
+    missing = {"x", "y", "covers_all"} - set(v)
+    if missing:
+        raise UserError(f"{path} is not a data view (missing {sorted(missing)}); delete it and rerun")
+    return to_float(v["x"]), torch.from_numpy(v["y"].astype(np.int64)), bool(v["covers_all"])

@@ -13,12 +13,19 @@ from typing import Any
 
 import numpy as np
 
-from .config import config_hash
-from .data import RequestData, make_forget_request, make_split, prepare_dataset, to_float, view_indices
+from .data import (RequestData, check_request, check_split, load_view, make_forget_request, make_split,
+    prepare_dataset, read_archive, to_float, view_indices)
 from .errors import UserError
-from .io import read_json, read_npz, write_csv_rows, write_json, write_npz
-from .lazy import torch
-from .models.checkpoint import save_model
+from .infra.lazy import torch
+from .infra.sandbox import restrict_files
+from .io import load_checkpoint, read_json, read_npz, write_csv_rows, write_json, write_npz
+from .keys import config_hash
+from .methods import Context, UnlearnData, create_method
+from .metrics.accuracy import compute_metrics, conv_sparsity, weight_distance
+from .models.checkpoint import load_model, model_meta, new_model, save_model, write_outputs
+from .parts.pruning import apply_mask, enforce_mask, load_mask, mask_violations
+from .runtime import measure, resolve_device, seed_everything
+from .training import train
 
 
 # --------------------------------------------------------------------------- data
@@ -30,7 +37,6 @@ def run_prepare_dataset(spec: dict, data_root: str, allow_download: bool, out_da
 
 
 def run_make_split(data: str, spec: dict, out_split: str) -> None:
-    from .data import read_archive
 
     d = read_archive(data)
     split = make_split(d["y"], d["is_test"], spec["val_fraction"], spec["test_fraction"], spec["split_seed"])
@@ -41,7 +47,6 @@ def run_make_split(data: str, spec: dict, out_split: str) -> None:
 def run_make_forget_request(data: str, split: str, scenario: dict, out_request: str, out_card: str) -> None:
     """The forget/retain indices, and the request card: what every method is told (type, classes,
     sizes), without any index."""
-    from .data import check_split, read_archive
 
     d = read_archive(data)
     num_classes = len(d["class_names"])
@@ -64,27 +69,14 @@ def run_data_view(data: str, split: str, request: str, view: str, out_view: str)
     print(f"data view {view}: {len(idx)} samples" + (" (the whole retain set)" if covers_all and view != "retain" else ""))
 
 
-def load_view(path: str) -> tuple[Any, Any, bool]:
-    """(x float [0,1], y int64, covers_all) of a data view file."""
-    v = read_npz(path)
-    missing = {"x", "y", "covers_all"} - set(v)
-    if missing:
-        raise UserError(f"{path} is not a data view (missing {sorted(missing)}); delete it and rerun")
-    return to_float(v["x"]), torch.from_numpy(v["y"].astype(np.int64)), bool(v["covers_all"])
-
-
 # --------------------------------------------------------------------------- training
 def _train(data: str, split: str, request: str | None, dataset_spec: dict, model_spec: dict, recipe: dict,
            seed: int, device: str, threads: int, out_ckpt: str, out_log: str, out_info: str, out_time: str,
            out_outputs: str, replica: int = 0, mask: str | None = None) -> None:
-    from .models.checkpoint import model_meta, new_model
-    from .runtime import measure, resolve_device, seed_everything
-    from .training import train
 
     train_seed = seed + 1000 * replica  # an independent retrain: other init and batch order
     seed_everything(train_seed, threads)
     dev = resolve_device(device)
-    from .data import check_request, check_split, read_archive
 
     rd_data, split_d = read_archive(data), read_json(split)
     check_split(split_d, len(rd_data["y"]), split)
@@ -116,13 +108,6 @@ def _train(data: str, split: str, request: str | None, dataset_spec: dict, model
     write_json(out_info, {"kind": kind, "seed": seed, "replica": replica, "final": log[-1], "n_train": int(len(train_idx))})
     write_json(out_time, usage.record(epoch_seconds=epoch_seconds))
     write_outputs(model, x, dev, out_outputs)
-
-
-def write_outputs(model, x, dev, out_outputs: str) -> None:
-    """A model's logits on every pooled sample (train, val and test): what evaluation reads."""
-    from .runtime import predict_logits
-
-    write_npz(out_outputs, logits=predict_logits(model, x, dev).numpy().astype(np.float32))
 
 
 def run_train_original(data: str, split: str, dataset_spec: dict, model_spec: dict, recipe: dict, seed: int,
@@ -175,10 +160,6 @@ def run_unlearn(original: str, card: str, views: dict[str, str], artefacts: dict
     `tuned`: where a tuned instance's values come from (its lock entry), recorded in unlearn.json.
     `repeats` k >= 1 (rule time_unlearn): run the unlearning k times from the same state and write
     only the timing sidecar, with every repeat and their median (the checkpoint is not written)."""
-    from .methods import Context, UnlearnData, create_method
-    from .models.checkpoint import load_model
-    from .runtime import measure, resolve_device, seed_everything
-    from .sandbox import restrict_files
 
     seed_everything(seed, threads)
     dev = resolve_device(device)
@@ -240,7 +221,6 @@ def run_unlearn(original: str, card: str, views: dict[str, str], artefacts: dict
 def _load_pruning_mask(path: str | None):
     if path is None:
         return None
-    from .parts.pruning import load_mask
 
     return load_mask(path)[0]
 
@@ -250,7 +230,6 @@ def unlearn_keeping_mask(method, model, data, ctx, mask=None):
     on gradients and forward passes, see parts/pruning.enforce_mask) and checked afterwards."""
     if mask is None:
         return method.unlearn(model, data, ctx)
-    from .parts.pruning import apply_mask, enforce_mask, mask_violations
 
     mask = {k: v.to(ctx.device) for k, v in mask.items()}
     with enforce_mask(model, mask):
@@ -274,8 +253,6 @@ def run_evaluate(ckpt: str, retrain_outputs: str, data: str, split: str, request
                  unlearn_info: str, access: str, seed: int, device: str, threads: int, out_outputs: str,
                  out_metrics: str, out_mia: str) -> None:
     """An unlearned run: its logits on every sample, then its metrics (see run_evaluate_reference)."""
-    from .models.checkpoint import load_model
-    from .runtime import resolve_device, seed_everything
 
     seed_everything(0, threads)
     dev = resolve_device(device)
@@ -297,8 +274,6 @@ def run_evaluate_reference(outputs: str, retrain_outputs: str, data: str, split:
                            out_metrics: str, out_mia: str) -> None:
     """Accuracies, membership-inference attacks, divergences and weight distances of one run from
     its logits (torch-free)."""
-    from .io import load_checkpoint
-    from .metrics.accuracy import compute_metrics, conv_sparsity, weight_distance
 
     rd = RequestData.load(data, split, request)
     logits, r_logits = read_npz(outputs)["logits"], read_npz(retrain_outputs)["logits"]

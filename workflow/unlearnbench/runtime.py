@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import os
+import platform
 import random
+import socket
+import sys
 import threading
 import time
 from contextlib import contextmanager
@@ -13,7 +16,8 @@ from typing import Iterator
 import numpy as np
 
 from .errors import UserError
-from .lazy import torch
+from .infra.lazy import torch
+from .infra.numerics import active_mode
 
 
 def resolve_device(name: str = "auto") -> torch.device:
@@ -42,7 +46,6 @@ def _deterministic() -> None:
     """torch.use_deterministic_algorithms(True, warn_only=True). The public call also sets the flag of
     torch.compile's inductor, importing torch._dynamo to do so (1-4 s per job); nothing here compiles,
     so while inductor is not loaded only the eager flag is set (the same C call the public one makes)."""
-    import sys
 
     c_set = getattr(torch._C, "_set_deterministic_algorithms", None)
     if "torch._inductor.config" in sys.modules or c_set is None:
@@ -113,8 +116,6 @@ class Usage:
 
 def machine(device: str = "cpu") -> dict:
     """Where a time was measured: host, CPU model and count, torch threads, device, numerics mode."""
-    import platform
-    import socket
 
     cpu = platform.processor() or platform.machine()
     try:
@@ -122,7 +123,6 @@ def machine(device: str = "cpu") -> dict:
             cpu = next((l.split(":", 1)[1].strip() for l in fh if l.startswith("model name")), cpu)
     except OSError:
         pass
-    from .numerics import active_mode
 
     info = {"host": socket.gethostname(), "cpu": cpu, "cpu_count": os.cpu_count(),
             "torch_threads": torch.get_num_threads(), "device": str(device), "numerics": active_mode()}

@@ -40,10 +40,15 @@ import json
 import math
 import os
 import random
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
 from .errors import UserError
+from .methods import coerce, create_method, get_method
+from .runtime import machine
+from .studies import study_setups
 
 MIN_SEEDS = 3
 LOCK_SUFFIX = ".lock.yaml"
@@ -131,8 +136,6 @@ def add_tuning_trials(config: dict[str, Any]) -> None:
     """In place: every tuning trial becomes a method instance (so the ordinary rules run it), after
     checking each entry: enough seeds, an existing cell, and grids that never change what a method
     reads (its access or which artefacts it needs)."""
-    from .config import study_setups
-    from .methods import coerce, create_method, get_method
 
     for name, t in config.get("tuning", {}).items():
         where = f"tuning.{name}"
@@ -190,7 +193,6 @@ def add_tuning_trials(config: dict[str, Any]) -> None:
 
 def _check_carried(config: dict[str, Any], inst: str, spec: dict[str, Any], as_: str, entry: str) -> None:
     """An instance that takes another's tuned values (tune_as) must accept them and read the same data."""
-    from .methods import create_method
 
     if as_ == inst:
         return
@@ -405,12 +407,9 @@ def retune(entries: list[str], write: bool, configfiles: list[str], snakemake_ar
     """`python -m unlearnbench retune ENTRY… [--write]`: derive the entries again (rule tune, from
     this checkout's workflow), print every difference against the lock, and with --write record the
     new values in the lock files. Exit 1 when a value differs and was not written."""
-    import subprocess
-    import sys
 
     from .io import read_json
-    from .provenance import REPO
-    from .runtime import machine
+    from .infra.provenance import REPO
 
     files = [str(REPO / "config.yaml"), *sorted(str(p) for p in (REPO / "workflow" / "papers").glob("*/study.yaml")),
              *configfiles]

@@ -33,11 +33,12 @@ The wrapped method is told only the sets its own access declares.
 from __future__ import annotations
 
 from ..errors import UserError
-from ..lazy import torch
+from ..infra.lazy import torch
 from ..parts.inversion import INVERSION_DEFAULTS, INVERSION_KEYS
-from ..parts.suppression import IMPORTANCE_KEYS, NORM_SCOPES
 from ._base import Access, UnlearnData, UnlearningMethod, between, ge, get_method, one_of, register_method
-from .uisps import UISPS
+from .uisps import UISPS, importance_view
+from .uisps.suppression import (IMPORTANCE_KEYS, NORM_SCOPES, load_importance, mask_summary, restrict_updates,
+    select_parameters)
 
 _ROLES = ("forget", "retain", "val")
 
@@ -129,8 +130,6 @@ class SPS(_Wrapper):
         return s
 
     def importance_view(self, seed: int) -> str:
-        from ..parts.suppression import importance_view
-
         return importance_view(self._fisher_fraction(), seed)
 
     def access(self) -> Access:
@@ -142,7 +141,6 @@ class SPS(_Wrapper):
         return Access(forget=acc.forget, val=acc.val, **retain)
 
     def unlearn(self, model, data, ctx):
-        from ..parts.suppression import load_importance, mask_summary, restrict_updates, select_parameters
 
         if "importance" not in ctx.artefacts:
             raise UserError("sps needs the importance artefact (rule make_importance)")

@@ -24,8 +24,8 @@ Multi-class forgetting is one pass with one noise tensor per class.
 from __future__ import annotations
 
 from ..errors import UserError
-from ..lazy import F, torch
-from ..runtime import generator, iterate_batches
+from ..infra.lazy import F, torch
+from ..runtime import generator, iterate_batches, measure, resolve_device, seed_everything
 from ..training import make_optimizer, set_bn_train
 from ._base import Access, UnlearningMethod, ge, gt, pattern, register_method
 
@@ -79,7 +79,6 @@ def run_make_noise(original: str, cls: int, settings: dict, seed: int, device: s
     """Rule make_noise: learn and save the noise of one class for one original model."""
     from ..io import save_checkpoint, write_json
     from ..models.checkpoint import load_model
-    from ..runtime import measure, resolve_device, seed_everything
 
     seed_everything(seed, threads)
     dev = resolve_device(device)

@@ -54,6 +54,15 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+import torch
+from scipy.special import log_ndtr
+from scipy.stats import norm, rankdata
+
+from ..data import RequestData, check_split, read_archive, to_float
+from ..io import read_json, read_npz, write_json, write_npz
+from ..models.checkpoint import new_model
+from ..runtime import measure, predict_logits, resolve_device, seed_everything
+from ..training import train
 
 
 # --------------------------------------------------------------------------- features and masks
@@ -153,7 +162,6 @@ def lira_scores(phi: np.ndarray, stats: LiraStats, online: bool = True) -> np.nd
     phi = np.asarray(phi, np.float64)
     if online:
         return _log_normal(phi, stats.mu_in, stats.sd_in) - _log_normal(phi, stats.mu_out, stats.sd_out)
-    from scipy.special import log_ndtr
 
     return log_ndtr((phi - stats.mu_out) / stats.sd_out)
 
@@ -178,7 +186,6 @@ def leave_one_out_scores(phi: np.ndarray, keep: np.ndarray, online: bool = True,
 # --------------------------------------------------------------------------- summaries
 def auc(pos: np.ndarray, neg: np.ndarray) -> float:
     """Area under the ROC curve of "pos scores higher than neg" (ties count 1/2); NaNs dropped."""
-    from scipy.stats import rankdata
 
     pos, neg = np.asarray(pos, float).ravel(), np.asarray(neg, float).ravel()
     pos, neg = pos[np.isfinite(pos)], neg[np.isfinite(neg)]
@@ -191,7 +198,6 @@ def auc(pos: np.ndarray, neg: np.ndarray) -> float:
 def auc_interval(a: float, n_pos: int, n_neg: int, alpha: float = 0.05) -> tuple[float, float]:
     """Normal interval for an AUC `a` (0..1) from n_pos positives and n_neg negatives, with the
     Hanley & McNeil (1982) standard error."""
-    from scipy.stats import norm
 
     if not (n_pos and n_neg) or not np.isfinite(a):
         return float("nan"), float("nan")
@@ -273,8 +279,6 @@ def shadow_pool(split: dict, seed: int) -> np.ndarray:
 
 def run_lira_masks(data: str, split: str, settings: dict, out_masks: str) -> None:
     """Rule lira_masks: the pool and which of its samples each shadow model trains on."""
-    from ..data import check_split, read_archive
-    from ..io import read_json, write_npz
 
     d, s = read_archive(data), read_json(split)
     check_split(s, len(d["y"]), split)
@@ -289,13 +293,6 @@ def run_lira_shadow(data: str, masks: str, index: int, model_spec: dict, recipe:
                     out_outputs: str, out_time: str) -> None:
     """Rule lira_shadow: shadow model `index` trained with the target's recipe on its half of the
     pool (seed 1000 + index); its logits on every sample."""
-    import torch
-
-    from ..data import read_archive, to_float
-    from ..io import read_npz, write_json, write_npz
-    from ..models.checkpoint import new_model
-    from ..runtime import measure, predict_logits, resolve_device, seed_everything
-    from ..training import train
 
     seed = 1000 + int(index)
     seed_everything(seed, threads)
@@ -320,8 +317,6 @@ def run_lira_metrics(outputs: str, shadows: list[str], masks: str, data: str, sp
     at the FPR-calibrated threshold, `mia_lira_prob` = mean member probability, and the attack's own
     signal check (AUC of the model's retain samples vs test samples of retained classes) as
     `mia_lira_bacc` / `mia_lira_bacc_low` (AUC / 100 and its lower bound; <= 0.5: at chance)."""
-    from ..data import RequestData
-    from ..io import read_npz, write_json
 
     rd = RequestData.load(data, split, request)
     keep = read_npz(masks)["keep"]

@@ -21,6 +21,9 @@ from dataclasses import dataclass
 from typing import Any, Callable
 
 import numpy as np
+from scipy.stats import binomtest, norm
+from sklearn.linear_model import LogisticRegression
+from sklearn.svm import SVC
 
 EPS = 1e-30
 
@@ -85,7 +88,6 @@ def _membership(shadow: Shadow) -> np.ndarray:
 
 def fit_svc(shadow: Shadow) -> Predictor:
     """SalUn's MIA: SVC(C=3, rbf, gamma='auto') on the true-class confidence."""
-    from sklearn.svm import SVC
 
     x_tr = np.concatenate([confidence(shadow.p_in, shadow.y_in), confidence(shadow.p_out, shadow.y_out)])[:, None]
     clf = SVC(C=3, gamma="auto", kernel="rbf").fit(x_tr, _membership(shadow))
@@ -98,7 +100,6 @@ def svc_confidence_attack(shadow: Shadow, p: np.ndarray, y: np.ndarray) -> np.nd
 
 
 def _fit_logreg(x_tr: np.ndarray, m_tr: np.ndarray):
-    from sklearn.linear_model import LogisticRegression
 
     return LogisticRegression(class_weight="balanced", max_iter=1000).fit(x_tr, m_tr)
 
@@ -213,7 +214,6 @@ def all_attacks(shadow: Shadow, p_forget: np.ndarray, y_forget: np.ndarray) -> d
 # --------------------------------------------------------------------------- self-evaluation
 def wilson_interval(k: int, n: int, alpha: float = 0.05) -> tuple[float, float]:
     """Wilson score interval for a binomial proportion k/n (two-sided, level 1 - alpha)."""
-    from scipy.stats import norm
 
     if n == 0:
         return 0.0, 1.0
@@ -232,7 +232,6 @@ def chance_test(correct: int, n: int, alpha: float = 0.05) -> dict[str, Any]:
     set has variance <= n/4, so the binomial(n, 1/2) test is exact-or-conservative. `at_chance` is
     True when the Wilson interval's lower bound is <= 0.5 (about a one-sided test at alpha / 2).
     """
-    from scipy.stats import binomtest
 
     lo, hi = wilson_interval(correct, n, alpha)
     p = float(binomtest(correct, n, 0.5, alternative="greater").pvalue) if n else 1.0

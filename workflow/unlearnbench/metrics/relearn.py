@@ -27,8 +27,11 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from ..data import RequestData
 from ..errors import UserError
-from ..runtime import generator, iterate_batches
+from ..io import write_json
+from ..models.checkpoint import load_model
+from ..runtime import generator, iterate_batches, resolve_device, seed_everything
 from ..training import accuracy, make_optimizer
 
 DEFAULTS: dict[str, Any] = {
@@ -126,10 +129,6 @@ def measure_relearn(model, original, x_train, y_train, x_forget, y_forget, s: di
 def run_relearn_measure(ckpt: str, original: str, data: str, split: str, request: str, settings_: dict | None,
                         seed: int, device: str, threads: int, out_raw: str) -> None:
     """Rule relearn_measure: both relearn times of one run's model (on copies)."""
-    from ..data import RequestData
-    from ..io import write_json
-    from ..models.checkpoint import load_model
-    from ..runtime import resolve_device, seed_everything
 
     s = settings(settings_)
     seed_everything(seed, threads)

@@ -19,12 +19,15 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..data import to_float
 from ..errors import UserError
-from ..runtime import generator, iterate_batches
+from ..io import load_checkpoint, read_json, read_npz, save_checkpoint, write_json
+from ..runtime import generator, iterate_batches, measure, resolve_device, seed_everything
 from ..training import make_optimizer
 
 # The settings that determine a GAN file (method hyperparameter names; see methods/mugan.py).
@@ -171,7 +174,6 @@ def build_generator(arch: dict) -> DCGenerator:
 
 def load_generator(path: str, device: torch.device | str = "cpu") -> tuple[DCGenerator, dict]:
     """Rebuild a class GAN generator written by `run_train_gan` (eval mode, on `device`)."""
-    from ..io import load_checkpoint
 
     tensors, meta = load_checkpoint(path)
     if meta.get("kind") != GAN_KIND or "arch" not in meta:
@@ -193,9 +195,6 @@ def run_train_gan(data_path: str, split_path: str, cls: int, settings: dict, see
     Inputs: the canonical dataset archive and its split (only split['train'] is read). Output: the
     generator (safetensors, kind "gan_generator", meta with its architecture), a deterministic info
     JSON (architecture, settings, per-epoch loss log) and the timing sidecar."""
-    from ..data import to_float
-    from ..io import read_json, read_npz, save_checkpoint, write_json
-    from ..runtime import measure, resolve_device, seed_everything
 
     seed_everything(seed, threads)
     dev = resolve_device(device)
@@ -210,7 +209,6 @@ def run_train_gan(data_path: str, split_path: str, cls: int, settings: dict, see
     cls = int(cls)
     if not 0 <= cls < num_classes:
         raise UserError(f"train_gan: class {cls} out of range 0..{num_classes - 1}")
-    import numpy as np
 
     train = np.asarray(split["train"], dtype=np.int64)
     idx = train[data["y"][train] == cls]

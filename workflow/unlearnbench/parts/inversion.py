@@ -37,7 +37,8 @@ from typing import Iterator
 import numpy as np
 
 from ..errors import UserError
-from ..lazy import F, nn, torch
+from ..infra.lazy import F, nn, torch
+from ..runtime import measure, resolve_device, seed_everything
 from ..training import make_optimizer
 
 # The hyperparameters that determine one inversion artefact (per class).
@@ -249,7 +250,6 @@ def run_invert_class(original_ckpt: str, cls: int, settings: dict, seed: int, de
     a deterministic info JSON and the timing sidecar."""
     from ..io import write_json, write_npz
     from ..models.checkpoint import load_model
-    from ..runtime import measure, resolve_device, seed_everything
 
     seed_everything(seed, threads)
     dev = resolve_device(device)

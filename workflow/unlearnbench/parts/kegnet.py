@@ -25,7 +25,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..errors import UserError
-from ..runtime import generator
+from ..io import load_checkpoint, save_checkpoint, write_json
+from ..models.checkpoint import load_model
+from ..runtime import generator, measure, resolve_device, seed_everything
 from ..training import make_optimizer
 from .gan import depth_for
 
@@ -181,7 +183,6 @@ def build_inversion_generator(arch: dict) -> InversionGenerator:
 
 def load_inversion_generator(path: str, device: torch.device | str = "cpu") -> tuple[InversionGenerator, dict]:
     """Rebuild an inversion generator written by `run_train_inversion` (eval mode, on `device`)."""
-    from ..io import load_checkpoint
 
     tensors, meta = load_checkpoint(path)
     if meta.get("kind") != INVERSION_KIND or "arch" not in meta:
@@ -208,9 +209,6 @@ def run_train_inversion(original_ckpt: str, settings: dict, seed: int, member: i
     Input: the original checkpoint (no dataset). Output: the generator (safetensors, kind
     "inversion_generator", meta with its architecture), a deterministic info JSON (settings, loss log)
     and the timing sidecar."""
-    from ..io import save_checkpoint, write_json
-    from ..models.checkpoint import load_model
-    from ..runtime import measure, resolve_device, seed_everything
 
     seed_everything(seed, threads)
     dev = resolve_device(device)

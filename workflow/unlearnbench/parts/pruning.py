@@ -40,10 +40,17 @@ from __future__ import annotations
 import math
 from typing import Any, Callable
 
+import numpy as np
 import torch
 from torch import nn
 
+from ..data import to_float
 from ..errors import UserError
+from ..io import load_checkpoint, read_json, read_npz, save_checkpoint, write_json
+from ..keys import config_hash
+from ..models.checkpoint import load_model, model_meta, new_model, save_model
+from ..runtime import measure, resolve_device, seed_everything
+from ..training import accuracy, train
 
 MASK_KIND = "omp_mask"
 
@@ -247,7 +254,6 @@ def train_with_mask(model: nn.Module, x: torch.Tensor, y: torch.Tensor, mask: di
                     on_batch: Callable | None = None) -> list[dict]:
     """`training.train` with the mask enforced throughout (the sparse retrain after rewinding, or the
     sparse gold model: a fresh model trained from scratch on the retain set with the same mask)."""
-    from ..training import train
 
     model.to(device)
     with enforce_mask(model, mask):
@@ -259,7 +265,6 @@ def train_with_mask(model: nn.Module, x: torch.Tensor, y: torch.Tensor, mask: di
 
 # --------------------------------------------------------------------------- files
 def save_mask(path: str, mask: dict[str, torch.Tensor], meta: dict) -> None:
-    from ..io import save_checkpoint
 
     save_checkpoint(path, {n: m.to(torch.uint8) for n, m in mask.items()},
                     {"kind": MASK_KIND, "sparsity": mask_sparsity(mask), **meta})
@@ -267,7 +272,6 @@ def save_mask(path: str, mask: dict[str, torch.Tensor], meta: dict) -> None:
 
 def load_mask(path: str) -> tuple[dict[str, torch.Tensor], dict]:
     """{parameter name: bool mask (True = kept)} and the file's metadata."""
-    from ..io import load_checkpoint
 
     tensors, meta = load_checkpoint(path)
     if meta.get("kind") != MASK_KIND:
@@ -289,14 +293,6 @@ def run_prune_original(data: str, split: str, original: str, dataset_spec: dict,
     retrain on the training split with the mask enforced; writes the sparse model checkpoint (same
     format as every model checkpoint, meta + `sparsity`, `pruning`), the mask file, a deterministic
     info JSON and the timing sidecar."""
-    import numpy as np
-
-    from ..config import config_hash
-    from ..data import to_float
-    from ..io import read_json, read_npz, save_checkpoint, write_json
-    from ..models.checkpoint import load_model, model_meta, new_model, save_model
-    from ..runtime import measure, resolve_device, seed_everything
-    from ..training import accuracy, train
 
     sparsity, epoch = float(prune["sparsity"]), int(prune.get("rewind_epoch", 2))
     include_linear, lr_rewind = bool(prune.get("include_linear", False)), bool(prune.get("lr_rewind", False))
@@ -333,7 +329,7 @@ def run_prune_original(data: str, split: str, original: str, dataset_spec: dict,
     write_json(out_info, info)
     write_json(out_time, usage.record())
     if out_outputs:
-        from ..pipeline import write_outputs
+        from ..models.checkpoint import write_outputs
 
         write_outputs(model, x, dev, out_outputs)
     print(f"OMP {sparsity:.0%} ({pruning['scope']}): sparsity {actual:.4f}, val acc dense {info['val_acc_dense']:.2f} "

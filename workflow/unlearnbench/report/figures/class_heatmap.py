@@ -11,6 +11,10 @@ Data (CSV): method, forget_class, class, mean accuracy, std over seeds, n.
 
 from __future__ import annotations
 
+from . import pyplot
+from ...errors import UserError
+
+
 READS = ("outputs", "data", "split", "request")
 
 
@@ -26,9 +30,7 @@ def draw(runs, tables, options, device, threads):
     import numpy as np
     import pandas as pd
 
-    from ...errors import UserError
     from ...io import read_json, read_npz
-    from . import pyplot
 
     cache: dict[str, object] = {}
 

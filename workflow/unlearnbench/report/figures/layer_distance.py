@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import re
 
+from . import pyplot
+
 READS = ("metrics",)
 
 
@@ -19,7 +21,6 @@ def draw(runs, tables, options, device, threads):
     import pandas as pd
 
     from ...io import read_json
-    from . import pyplot
     from ._panels import panels, title
 
     rows = []

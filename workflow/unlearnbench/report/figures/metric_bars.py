@@ -13,6 +13,9 @@ from __future__ import annotations
 
 import math
 
+from . import pyplot
+from ...errors import UserError
+
 READS = ("metrics",)
 
 
@@ -48,8 +51,6 @@ def summarise(runs: list[dict], metrics: list[str]):
 
 
 def draw(runs, tables, options, device, threads):
-    from ...errors import UserError
-    from . import pyplot
     from ._panels import panels, title
 
     metrics = list(options.get("metrics", []))

@@ -4,6 +4,9 @@ UISPS Figs 4-5)."""
 
 from __future__ import annotations
 
+from . import pyplot
+
+
 READS = ("metrics",)
 
 
@@ -11,7 +14,6 @@ def draw(runs, tables, options, device, threads):
     import pandas as pd
 
     from ...io import read_json
-    from . import pyplot
     from ._panels import panels, title
 
     rows = []

@@ -35,11 +35,13 @@ from __future__ import annotations
 
 import copy
 
-from ..errors import UserError
-from ..lazy import torch
-from ..runtime import generator
-from ..training import make_optimizer
-from ._base import Access, UnlearningMethod, between, ge, gt, one_of, register_method
+from ...errors import UserError
+from ...infra.lazy import torch
+from ...runtime import generator
+from ...training import make_optimizer
+from .._base import Access, UnlearningMethod, between, ge, gt, one_of, register_method
+from ..bad_teacher import reinitialised_copy
+from ..emmn import input_shape
 
 
 def gate(teacher_logits: torch.Tensor, forget_classes: list[int], threshold: float) -> torch.Tensor:
@@ -81,10 +83,8 @@ class GKT(UnlearningMethod):
         return Access()  # zero-shot: nothing but the original model
 
     def unlearn(self, model, data, ctx):
-        from ..parts.gkt_generator import ActivationTap, Generator
-        from ..parts.losses import attention_transfer, kd_kl
-        from .bad_teacher import reinitialised_copy
-        from .emmn import input_shape
+        from .generator import ActivationTap, Generator
+        from ...parts.losses import attention_transfer, kd_kl
 
         hp, dev, seed = self.hp, ctx.device, int(ctx.seed)
         teacher, forget, shape = ctx.original, data.forget_classes, input_shape(ctx)

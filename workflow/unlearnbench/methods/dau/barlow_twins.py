@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import torch
 
-from ..runtime import sqrt
+from ...runtime import sqrt
 
 PAIRINGS = ("random", "class")
 

@@ -20,19 +20,29 @@ runs before a fork (forking after `import torch` is what DataLoader workers do).
   (`SLURM_JOB_ID`: a job owns its allocation), off Linux, or when anything in the hand-off fails
   before the job starts (the server acknowledges the fork; without that the script runs here).
 
-    python -m unlearnbench.warm status    # where the socket is and whether a server answers
-    python -m unlearnbench.warm stop      # stop this interpreter's server
+    python -m unlearnbench.infra.warm status    # where the socket is and whether a server answers
+    python -m unlearnbench.infra.warm stop      # stop this interpreter's server
 """
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
+import importlib
 import json
 import os
+import runpy
+import select
+import signal
 import socket
 import struct
+import subprocess
 import sys
+import sysconfig
 import time
+import traceback
+
+from .numerics import PORTABLE_ENV, THREAD_VARS
 
 IDLE_S = 120.0
 _CHILD = "UNLEARNBENCH_WARM_CHILD"
@@ -49,7 +59,6 @@ def enabled() -> bool:
 
 def socket_path() -> str:
     """Per user, interpreter and installed-package state; in a 0700 directory of the user's."""
-    import sysconfig
 
     site = sysconfig.get_paths()["purelib"]
     try:
@@ -58,7 +67,6 @@ def socket_path() -> str:
         stamp = 0
     own = os.stat(__file__).st_mtime_ns  # a changed server starts anew
     # the libraries in the server read the kernel-path variables once, at import: one server per mode
-    from .numerics import PORTABLE_ENV, THREAD_VARS
 
     kernels = "|".join(f"{k}={os.environ.get(k)}" for k in (*PORTABLE_ENV, *THREAD_VARS))
     key = hashlib.sha256(f"{os.path.realpath(sys.executable)}|{sys.prefix}|{sys.version}|{site}|{stamp}|{own}|{kernels}".encode())
@@ -109,18 +117,16 @@ def _connect(path: str) -> socket.socket | None:
 
 def _start_server(path: str, timeout: float = 120.0) -> socket.socket | None:
     """Start the server once (a lock file serialises concurrent jobs) and connect to it."""
-    import fcntl
-    import subprocess
 
     with open(path + ".lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         s = _connect(path)
         if s is not None:
             return s
-        pkg = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+        pkg = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # the folder holding unlearnbench
         env = {**os.environ, "PYTHONPATH": pkg + os.pathsep + os.environ.get("PYTHONPATH", "")}
         env.pop(_CHILD, None)
-        server = subprocess.Popen([sys.executable, "-m", "unlearnbench.warm", "serve", path], env=env, cwd="/",
+        server = subprocess.Popen([sys.executable, "-m", "unlearnbench.infra.warm", "serve", path], env=env, cwd="/",
                                   stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                                   start_new_session=True, close_fds=True)
         t0 = time.monotonic()
@@ -187,9 +193,6 @@ def delegate() -> None:
 
 def _run_job(req: dict, fds: list[int]) -> None:
     """In the forked child: become the job, run its script, exit with its code (never returns)."""
-    import runpy
-    import signal
-    import traceback
 
     code, before, t0 = 1, set(sys.modules), time.perf_counter()
     try:
@@ -241,8 +244,6 @@ def _run_job(req: dict, fds: list[int]) -> None:
 
 def _handle(conn: socket.socket, listener: socket.socket) -> None:
     """In a forked handler: fork the job, relay its exit code, kill it if the job's process goes away."""
-    import select
-    import signal
 
     signal.signal(signal.SIGCHLD, signal.SIG_DFL)
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
@@ -288,8 +289,6 @@ def _handle(conn: socket.socket, listener: socket.socket) -> None:
 
 
 def serve(path: str, idle: float = IDLE_S) -> None:
-    import importlib
-    import signal
 
     os.environ.setdefault("MPLBACKEND", "Agg")
     for mod in PRELOAD:
@@ -360,7 +359,7 @@ def main(argv: list[str]) -> int:
         except FileNotFoundError:
             print("no server")
         return 0
-    print("usage: python -m unlearnbench.warm [status|stop|serve PATH]", file=sys.stderr)
+    print("usage: python -m unlearnbench.infra.warm [status|stop|serve PATH]", file=sys.stderr)
     return 2
 
 

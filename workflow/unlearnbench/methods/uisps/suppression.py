@@ -29,8 +29,11 @@ from typing import Iterator
 
 import numpy as np
 
-from ..errors import UserError
-from ..lazy import F, nn, torch
+from ...data import to_float
+from ...errors import UserError
+from ...infra.lazy import F, nn, torch
+from ...parts.inversion import load_inversion
+from ...runtime import measure, resolve_device, seed_everything
 
 # The hyperparameters that determine the importance artefact (besides the inversion's).
 IMPORTANCE_KEYS = ("fisher_kind", "fisher_retain_fraction")
@@ -71,7 +74,7 @@ def fisher_importance(model: nn.Module, x: torch.Tensor, y: torch.Tensor, kind: 
     if kind == "empirical":
         return empirical_fisher(model, x, y, batch_size, device)
     if kind == "true":
-        from .fisher_diag import diag_fisher
+        from ...parts.fisher_diag import diag_fisher
 
         return {k: v.cpu() for k, v in diag_fisher(model, x, batch_size, device).items()}
     raise UserError(f"uisps: fisher_kind must be one of {', '.join(FISHER_KINDS)}, got {kind!r}")
@@ -186,39 +189,15 @@ def check_importance_settings(s: dict) -> dict:
     return out
 
 
-def importance_view(fraction: float, seed: int) -> str:
-    """The data view D'_r that rule make_importance reads: `retain` or `retain-p<f>-s<seed>`
-    (the workflow's seeded per-class subset, nested in every larger fraction of the same seed)."""
-    from ..methods._base import Access
-
-    acc = Access(retain="full") if fraction >= 1 else Access(retain="subset", fraction=float(fraction))
-    return acc.views(seed)["retain"]
-
-
-def inversion_key(importance_settings: dict) -> str:
-    """The artefact key of the inversion files an importance artefact is computed on: the hash of
-    its inversion settings (the workflow's artefact_key of kind "inversion" for the same method)."""
-    from ..config import config_hash
-    from .inversion import INVERSION_KEYS
-
-    missing = [k for k in INVERSION_KEYS if k not in importance_settings]
-    if missing:
-        raise UserError(f"uisps importance settings lack the inversion setting {missing[0]!r}")
-    return config_hash({k: importance_settings[k] for k in INVERSION_KEYS})[:10]
-
-
 def run_importance(original_ckpt: str, synthetic_npz_paths: list[str], retain_view: str, settings: dict,
                    seed: int, device: str, threads: int, out_importance: str, out_info: str, out_time: str) -> None:
     """Rule make_importance: diagonal Fisher of the original model on the synthetic forget samples
     (rule make_inversion's files, every class) and on the retain portion D'_r (`retain_view`, a .npz
-    with x uint8 [N,C,H,W] and y; the workflow materialises `importance_view(fraction, seed)`), both
+    with x uint8 [N,C,H,W] and y; the workflow materialises `uisps.importance_view(fraction, seed)`), both
     saved raw (safetensors keys "forget/<param>" and "retain/<param>") with a deterministic info JSON
     (sizes and the frozen fraction a few alphas would give) and the timing sidecar."""
-    from ..data import to_float
-    from ..io import read_npz, save_checkpoint, write_json
-    from ..models.checkpoint import load_model
-    from ..runtime import measure, resolve_device, seed_everything
-    from .inversion import load_inversion
+    from ...io import read_npz, save_checkpoint, write_json
+    from ...models.checkpoint import load_model
 
     seed_everything(seed, threads)
     dev = resolve_device(device)
@@ -256,7 +235,7 @@ def run_importance(original_ckpt: str, synthetic_npz_paths: list[str], retain_vi
 def load_importance(path: str, model: nn.Module | None = None) -> tuple[dict, dict, dict]:
     """(forget importance, retain importance, meta) from rule make_importance's file; checked
     against `model`'s parameter names and shapes when given. One UserError line otherwise."""
-    from ..io import load_checkpoint
+    from ...io import load_checkpoint
 
     tensors, meta = load_checkpoint(path)
     fix = "delete it and rerun the make_importance rule"

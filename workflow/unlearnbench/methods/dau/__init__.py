@@ -49,19 +49,13 @@ DAU updates the model's parameters in place and never re-creates them.
 
 from __future__ import annotations
 
-from ..errors import UserError
-from ..lazy import F, nn, torch
-from ..runtime import generator
-from ..training import make_optimizer, set_bn_train
-from ._base import Access, UnlearningMethod, between, ge, gt, one_of, register_method
+from ...errors import UserError
+from ...infra.lazy import F, nn, torch
+from ...runtime import generator
+from ...training import make_optimizer, set_bn_train
+from .._base import Access, UnlearningMethod, between, ge, gt, one_of, register_method
+from .spec import ATTACKER_KEYS
 
-# The settings that define the pretrained attacker artefact (architecture, inputs, pretraining).
-ATTACK_ARCH_KEYS = ("attack_hidden", "attack_layers", "attack_heads", "attack_ff", "attack_dropout",
-                    "attack_tokens", "attack_input_bn")
-SENS_KEYS = ("sens_copies", "sens_sigma", "sens_reduce", "sens_scale")
-PRETRAIN_KEYS = ("pretrain_iterations", "pretrain_batch_size", "pretrain_lr", "pretrain_weight_decay",
-                 "pretrain_holdout")
-ATTACKER_KEYS = ATTACK_ARCH_KEYS + SENS_KEYS + PRETRAIN_KEYS
 FOOL_LOSSES = ("nonsaturating", "nonsaturating_forget", "minimax")
 
 
@@ -139,8 +133,8 @@ class DAU(UnlearningMethod):
         return loss
 
     def unlearn(self, model, data, ctx):
-        from ..parts.attacker import Stream, attack_accuracy, balanced_accuracy, defender_outputs, load_attacker, onehot
-        from ..parts.barlow_twins import barlow_twins, pair_indices
+        from .attacker import Stream, attack_accuracy, balanced_accuracy, defender_outputs, load_attacker, onehot
+        from .barlow_twins import barlow_twins, pair_indices
 
         hp, dev = self.hp, ctx.device
         xf, yf = data.forget

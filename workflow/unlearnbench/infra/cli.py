@@ -7,13 +7,13 @@ import traceback
 from contextlib import redirect_stderr, redirect_stdout
 from typing import Any, Callable
 
-from .errors import UserError
+from ..errors import UserError
 from .numerics import check as check_numerics
+from .provenance import write_job_provenance
 
 
 def _provenance(smk: Any) -> None:
     """The job's provenance sidecar (see provenance.py); a failure to write it never fails the job."""
-    from .provenance import write_job_provenance
 
     try:
         write_job_provenance(smk)

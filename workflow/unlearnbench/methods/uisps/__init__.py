@@ -46,13 +46,14 @@ from __future__ import annotations
 
 import copy
 
-from ..errors import UserError
-from ..lazy import F, torch
-from ..parts.inversion import ENTROPY_SIGNS, INVERSION_DEFAULTS, INVERSION_KEYS, PARAMS
-from ..parts.suppression import FISHER_KINDS, IMPORTANCE_KEYS, NORM_SCOPES
-from ..runtime import generator
-from ..training import make_optimizer, set_bn_train
-from ._base import Access, UnlearningMethod, between, ge, one_of, register_method
+from ...errors import UserError
+from ...infra.lazy import F, torch
+from ...parts.inversion import ENTROPY_SIGNS, INVERSION_DEFAULTS, INVERSION_KEYS, PARAMS, load_inversion
+from ...runtime import generator
+from ...training import make_optimizer, set_bn_train
+from .._base import Access, UnlearningMethod, between, ge, one_of, register_method
+from .suppression import (FISHER_KINDS, IMPORTANCE_KEYS, NORM_SCOPES, load_importance, mask_summary,
+    restrict_updates, select_parameters)
 
 RELABELS = ("random_model", "random_model_hard", "uniform", "random_retain", "none")
 
@@ -96,6 +97,13 @@ def relabel(xg, yg, hp: dict, original, num_classes: int, retain_classes: list[i
         pick = torch.randint(len(retain_classes), (len(xg),), generator=generator(_relabel_seed(seed)))
         return F.one_hot(torch.as_tensor(retain_classes)[pick], num_classes).float()
     raise UserError(f"uisps: no targets for relabel {mode!r}")
+
+
+def importance_view(fraction: float, seed: int) -> str:
+    """The data view D'_r that rule make_importance reads: `retain` or `retain-p<f>-s<seed>`
+    (the workflow's seeded per-class subset, nested in every larger fraction of the same seed)."""
+    acc = Access(retain="full") if fraction >= 1 else Access(retain="subset", fraction=float(fraction))
+    return acc.views(seed)["retain"]
 
 
 @register_method("uisps")
@@ -142,8 +150,6 @@ class UISPS(UnlearningMethod):
 
     def importance_view(self, seed: int) -> str:
         """The retain data view rule make_importance reads (D'_r)."""
-        from ..parts.suppression import importance_view
-
         return importance_view(self.artefact_settings("importance")["fisher_retain_fraction"], seed)
 
     def access(self) -> Access:  # zero-glance: never the forget set
@@ -151,9 +157,7 @@ class UISPS(UnlearningMethod):
         return Access(retain="full") if p >= 1 else Access(retain="subset", fraction=p)
 
     def unlearn(self, model, data, ctx):
-        from ..parts.inversion import load_inversion
-        from ..parts.relabel import ce_pass
-        from ..parts.suppression import load_importance, mask_summary, restrict_updates, select_parameters
+        from ...parts.relabel import ce_pass
 
         hp, dev = self.hp, ctx.device
         xr, yr = data.retain

@@ -22,7 +22,10 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from .errors import UserError
+import yaml
+
+from ..errors import UserError
+from ..tuning import read_lock
 from .provenance import REPO, SUFFIX, git_state, sha256, versions
 
 DRIVER_ONLY = {"snakemake", "snakemake-executor-plugin-slurm", "pytest", "pytest-xdist"}
@@ -47,7 +50,6 @@ def requirement_pins(repo: Path) -> dict[str, str]:
 
 
 def conda_pins(repo: Path) -> dict[str, str]:
-    import yaml
 
     env = yaml.safe_load((repo / "envs" / "unlearnbench.yaml").read_text())
     pip = next((d["pip"] for d in env.get("dependencies", []) if isinstance(d, dict) and "pip" in d), [])
@@ -127,7 +129,6 @@ def check_artefacts(results: Path) -> tuple[list[dict[str, Any]], int]:
 def check_tuned(results: Path) -> list[dict[str, Any]]:
     """Runs whose tuned values differ from the hyperparameter lock now, named with the tables
     (their provenance inputs) that were built from them."""
-    from .tuning import read_lock
 
     tables: dict[str, list[str]] = {}
     for prov in sorted((results / "tables").glob(f"*.csv{SUFFIX}")) if (results / "tables").exists() else []:

@@ -17,6 +17,7 @@ bytes. Tables carry a provenance footer (commit, environment hash, date) in thei
 
 from __future__ import annotations
 
+import datetime
 import hashlib
 import json
 import os
@@ -29,8 +30,12 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+from .. import __version__
+from ..io import write_json
+from .numerics import facts
+
 PACKAGES = ("torch", "torchvision", "timm", "numpy", "scikit-learn", "snakemake", "safetensors", "pandas")
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[3]
 SUFFIX = ".prov.json"
 
 
@@ -60,7 +65,6 @@ def git_state() -> dict[str, Any]:
 
 @lru_cache(maxsize=1)
 def versions() -> dict[str, str | None]:
-    from . import __version__
 
     out = {"python": platform.python_version(), "unlearnbench": __version__}
     for p in PACKAGES:
@@ -95,7 +99,6 @@ def params_hash(params: Any) -> str:
 
 def record(rule: str, wildcards: dict, params: Any, inputs: list[str], outputs: list[str],
            mode: str | None = None) -> dict[str, Any]:
-    from .numerics import facts
 
     return {
         "rule": rule, "wildcards": dict(sorted(wildcards.items())), "params_hash": params_hash(params),
@@ -113,7 +116,6 @@ def sidecar_path(outputs: list[str]) -> Path | None:
 
 def write_job_provenance(smk: Any) -> None:
     """Called by script_main after a stage succeeded: the job's provenance sidecar."""
-    from .io import write_json
 
     outputs = [str(p) for p in smk.output]
     path = sidecar_path(outputs)
@@ -127,7 +129,6 @@ def write_job_provenance(smk: Any) -> None:
 
 def footer() -> str:
     """One line for rendered tables: commit, environment hash, date (views only: not deterministic)."""
-    import datetime
 
     g = git_state()
     commit = (g["commit"] or "unknown")[:10] + ("-dirty" if g["dirty"] else "")

@@ -26,11 +26,12 @@ For random (sample) requests the random labels are any class other than the samp
 
 from __future__ import annotations
 
-from ..errors import UserError
-from ..lazy import F, torch
-from ..runtime import generator, iterate_batches
-from ..training import make_optimizer, set_bn_train
-from ._base import Access, UnlearningMethod, ge, one_of, register_method
+from ...errors import UserError
+from ...infra.lazy import F, torch
+from ...runtime import generator, iterate_batches
+from ...training import make_optimizer, set_bn_train
+from .._base import Access, UnlearningMethod, ge, one_of, register_method
+from ..random_labels import random_other_labels
 
 
 def _log_path(ctx) -> str:
@@ -72,7 +73,7 @@ class Amnesiac(UnlearningMethod):
         return Access(label_text="update log (no data)")
 
     def unlearn(self, model, data, ctx):
-        from ..parts.update_log import UpdateLog
+        from .update_log import UpdateLog
 
         hp, dev = self.hp, ctx.device
         log = UpdateLog.load(_log_path(ctx))
@@ -129,12 +130,11 @@ class AmnesiacRelabel(UnlearningMethod):
         if data.request_type == "class" and data.retain_classes:
             pool = torch.tensor(data.retain_classes, dtype=torch.long)
             return pool[torch.randint(0, len(pool), y.shape, generator=gen)]
-        from .random_labels import random_other_labels
 
         return random_other_labels(y, data.num_classes, gen)
 
     def unlearn(self, model, data, ctx):
-        from ..parts.relabel import ce_pass
+        from ...parts.relabel import ce_pass
 
         hp = self.hp
         xf, yf = data.forget

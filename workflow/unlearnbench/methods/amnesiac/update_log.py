@@ -20,13 +20,20 @@ replays the original's training with the recorder and checks the replay bit for 
 from __future__ import annotations
 
 import hashlib
+import time
 from pathlib import Path
 from typing import Any, Iterable
 
+import numpy as np
 import torch
 from torch import nn
 
-from ..errors import UserError
+from ...data import to_float
+from ...errors import UserError
+from ...io import load_checkpoint, read_json, read_npz, save_checkpoint, write_json
+from ...models.checkpoint import new_model
+from ...runtime import measure, resolve_device, seed_everything
+from ...training import train
 
 KIND = "amnesiac_update_log"
 
@@ -115,7 +122,6 @@ class UpdateLog:
 
     def save(self, path: str | Path, model: nn.Module, meta: dict | None = None) -> dict:
         """Write the log (safetensors) with the fingerprint of `model`, the trained model it belongs to."""
-        from ..io import save_checkpoint
 
         if self._prev is None:
             raise UserError("UpdateLog.save before any recording")
@@ -140,7 +146,6 @@ class UpdateLog:
     # ------------------------------------------------------------------ reading
     @classmethod
     def load(cls, path: str | Path) -> "UpdateLog":
-        from ..io import load_checkpoint
 
         tensors, meta = load_checkpoint(path)
         if meta.get("kind") != KIND or "delta" not in tensors:
@@ -215,15 +220,7 @@ def run_record_update_log(data: str, split: str, original: str, classes: list[in
     its split and the original checkpoint; settings: log_buffers. The timing sidecar's `seconds` are
     the recording overhead (hook + saving), the part the data owner pays on top of training; the
     replayed training time is recorded next to it as `replay_seconds`."""
-    import time
 
-    import numpy as np
-
-    from ..data import to_float
-    from ..io import load_checkpoint, read_json, read_npz, write_json
-    from ..models.checkpoint import new_model
-    from ..runtime import measure, resolve_device, seed_everything
-    from ..training import train
 
     classes = sorted({int(c) for c in classes})
     buffers = bool(settings.get("log_buffers", False))

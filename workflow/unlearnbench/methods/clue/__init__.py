@@ -20,13 +20,15 @@ from __future__ import annotations
 
 import copy
 
-from ..errors import UserError
-from ..lazy import F, torch
-from ..parts.energy import ENERGY_VARIANTS, energy_loss
-from ..parts.saliency import MASK_KEYS, MASK_MODES, MASK_REDUCE, compute_mask, load_mask, mask_density, masked_step
-from ..runtime import generator, iterate_batches
-from ..training import make_optimizer, set_bn_train
-from ._base import Access, UnlearningMethod, between, ge, gt, one_of, register_method
+from ...data import load_view
+from ...errors import UserError
+from ...infra.lazy import F, torch
+from ...parts.energy import ENERGY_VARIANTS, energy_loss
+from ...runtime import generator, iterate_batches, measure, resolve_device, seed_everything
+from ...training import make_optimizer, set_bn_train
+from .._base import Access, UnlearningMethod, between, ge, gt, one_of, register_method
+from .saliency import (MASK_KEYS, MASK_MODES, MASK_REDUCE, compute_mask, layer_densities, load_mask, mask_density,
+    masked_step, save_mask)
 
 
 def corrupt(x: torch.Tensor, hp: dict, gen: torch.Generator) -> torch.Tensor:
@@ -186,11 +188,8 @@ class CLUE(UnlearningMethod):
 def run_make_mask(original: str, forget: str, settings: dict, seed: int, device: str, threads: int,
                   out_mask: str, out_info: str, out_time: str) -> None:
     """Rule make_mask: the first epoch's mask (Eq. 6) from the original model on the forget set."""
-    from ..io import write_json
-    from ..models.checkpoint import load_model
-    from ..parts.saliency import layer_densities, save_mask
-    from ..pipeline import load_view
-    from ..runtime import measure, resolve_device, seed_everything
+    from ...io import write_json
+    from ...models.checkpoint import load_model
 
     seed_everything(seed, threads)
     dev = resolve_device(device)

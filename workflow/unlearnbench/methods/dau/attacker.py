@@ -32,10 +32,13 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..errors import UserError
-from ..runtime import sqrt
-from ..training import make_optimizer
-from ..methods.dau import ATTACK_ARCH_KEYS as ARCH_KEYS, PRETRAIN_KEYS, SENS_KEYS
+from ...data import to_float
+from ...errors import UserError
+from ...io import load_checkpoint, read_npz, save_checkpoint, write_json
+from ...models.checkpoint import load_model
+from ...runtime import measure, resolve_device, seed_everything, sqrt
+from ...training import make_optimizer
+from .spec import ATTACK_ARCH_KEYS as ARCH_KEYS, PRETRAIN_KEYS, SENS_KEYS
 
 KIND = "dau_attacker"
 TOKENS = ("class", "source")
@@ -243,7 +246,6 @@ def attacker_settings(settings: dict[str, Any]) -> dict[str, Any]:
 
 
 def save_attacker(path: str, attacker: Attacker, settings: dict[str, Any], meta: dict[str, Any]) -> None:
-    from ..io import save_checkpoint
 
     save_checkpoint(path, attacker.state_dict(), {"kind": KIND, "num_classes": attacker.num_classes,
                                                    "settings": attacker_settings(settings), **meta})
@@ -252,7 +254,6 @@ def save_attacker(path: str, attacker: Attacker, settings: dict[str, Any], meta:
 def load_attacker(path: str, num_classes: int, device: Any = "cpu",
                   settings: dict[str, Any] | None = None) -> tuple[Attacker, dict]:
     """Rebuild a pretrained attacker. With `settings`, its architecture and input settings must match."""
-    from ..io import load_checkpoint
 
     state, meta = load_checkpoint(path)
     if meta.get("kind") != KIND:
@@ -281,10 +282,6 @@ def run_pretrain_attacker(original_ckpt: str, forget_view: str, val_view: str, s
     """Rule dau_attacker: pretrain the attacker against the original model on the forget (members)
     and validation (non-members) data views; writes the attacker (safetensors, kind dau_attacker),
     a deterministic info JSON with its held-out balanced accuracy and the timing sidecar."""
-    from ..data import to_float
-    from ..io import read_npz, write_json
-    from ..models.checkpoint import load_model
-    from ..runtime import measure, resolve_device, seed_everything
 
     seed_everything(seed, threads)
     dev = resolve_device(device)
