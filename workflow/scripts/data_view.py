@@ -11,9 +11,8 @@ from unlearnbench.infra.cli import script_main
 from unlearnbench.pipeline import run_data_view
 
 
-def main(s):
-    run_data_view(data=s.input.data, split=s.input.split, request=s.input.request, view=s.wildcards.view,
-                  out_view=s.output.view)
+def main(s, job):
+    run_data_view(job, data=s.input.data, split=s.input.split, request=s.input.request, view=s.wildcards.view)
 
 
 script_main(main, snakemake)  # noqa: F821

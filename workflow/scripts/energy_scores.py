@@ -11,7 +11,7 @@ from unlearnbench.infra.cli import script_main
 from unlearnbench.metrics.energy import run_energy_scores
 
 
-def main(s):
+def main(s, job):
     run_energy_scores(outputs=s.input.outputs, data=s.input.data, split=s.input.split, request=s.input.request,
                       out_json=s.output.json)
 

@@ -11,7 +11,7 @@ from unlearnbench.infra.cli import script_main
 from unlearnbench.metrics.lira import run_lira_metrics
 
 
-def main(s):
+def main(s, job):
     run_lira_metrics(outputs=s.input.outputs, shadows=list(s.input.shadows), masks=s.input.masks, data=s.input.data,
                      split=s.input.split, request=s.input.request, settings=dict(s.params.settings), out_json=s.output.json)
 

@@ -11,7 +11,7 @@ from unlearnbench.infra.cli import script_main
 from unlearnbench.metrics.lira import run_lira_masks
 
 
-def main(s):
+def main(s, job):
     run_lira_masks(data=s.input.data, split=s.input.split, settings=dict(s.params.settings), out_masks=s.output.masks)
 
 

@@ -11,10 +11,9 @@ from unlearnbench.infra.cli import script_main
 from unlearnbench.metrics.lira import run_lira_shadow
 
 
-def main(s):
-    run_lira_shadow(data=s.input.data, masks=s.input.masks, index=int(s.wildcards.index), model_spec=s.params.model,
-                    recipe=s.params.recipe, device=s.params.device, threads=s.params.threads,
-                    out_outputs=s.output.outputs, out_time=s.output.time)
+def main(s, job):
+    run_lira_shadow(job, data=s.input.data, masks=s.input.masks, index=int(s.wildcards.index),
+                    model_spec=s.params.model, recipe=s.params.recipe)
 
 
 script_main(main, snakemake)  # noqa: F821

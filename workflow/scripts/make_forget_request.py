@@ -11,9 +11,8 @@ from unlearnbench.infra.cli import script_main
 from unlearnbench.pipeline import run_make_forget_request
 
 
-def main(s):
-    run_make_forget_request(data=s.input.data, split=s.input.split, scenario=s.params.scenario,
-                            out_request=s.output.request, out_card=s.output.card)
+def main(s, job):
+    run_make_forget_request(job, data=s.input.data, split=s.input.split, scenario=s.params.scenario)
 
 
 script_main(main, snakemake)  # noqa: F821

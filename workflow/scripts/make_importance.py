@@ -12,11 +12,9 @@ from unlearnbench.infra.cli import script_main
 from unlearnbench.methods.uisps.suppression import run_importance
 
 
-def main(s):
-    run_importance(original_ckpt=s.input.original, synthetic_npz_paths=list(s.input.inversion),
-                   retain_view=s.input.retain, settings=dict(s.params.settings), seed=int(s.wildcards.seed),
-                   device=s.params.device, threads=s.params.threads, out_importance=s.output.importance,
-                   out_info=s.output.info, out_time=s.output.time)
+def main(s, job):
+    run_importance(job, original_ckpt=s.input.original, synthetic_npz_paths=list(s.input.inversion),
+                   retain_view=s.input.retain, settings=dict(s.params.settings))
 
 
 script_main(main, snakemake)  # noqa: F821

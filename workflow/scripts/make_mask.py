@@ -11,10 +11,8 @@ from unlearnbench.infra.cli import script_main
 from unlearnbench.methods.clue import run_make_mask
 
 
-def main(s):
-    run_make_mask(original=s.input.original, forget=s.input.forget, settings=dict(s.params.settings),
-                  seed=int(s.wildcards.seed), device=s.params.device, threads=s.params.threads,
-                  out_mask=s.output.mask, out_info=s.output.info, out_time=s.output.time)
+def main(s, job):
+    run_make_mask(job, original=s.input.original, forget=s.input.forget, settings=dict(s.params.settings))
 
 
 script_main(main, snakemake)  # noqa: F821

@@ -11,8 +11,8 @@ from unlearnbench.infra.cli import script_main
 from unlearnbench.pipeline import run_make_split
 
 
-def main(s):
-    run_make_split(data=s.input.data, spec=s.params.spec, out_split=s.output.split)
+def main(s, job):
+    run_make_split(job, data=s.input.data, spec=s.params.spec)
 
 
 script_main(main, snakemake)  # noqa: F821

@@ -11,9 +11,9 @@ from unlearnbench.infra.cli import script_main
 from unlearnbench.pipeline import run_prepare_dataset
 
 
-def main(s):
-    run_prepare_dataset(spec=s.params.spec, data_root=s.params.data_root, allow_download=s.params.allow_download,
-                        out_data=s.output.data)
+def main(s, job):
+    run_prepare_dataset(job, spec=s.params.spec, data_root=s.params.data_root,
+                        allow_download=s.params.allow_download)
 
 
 script_main(main, snakemake)  # noqa: F821

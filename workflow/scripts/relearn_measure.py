@@ -11,10 +11,9 @@ from unlearnbench.infra.cli import script_main
 from unlearnbench.metrics.relearn import run_relearn_measure
 
 
-def main(s):
-    run_relearn_measure(ckpt=s.input.ckpt, original=s.input.original, data=s.input.data, split=s.input.split,
-                        request=s.input.request, settings_=s.params.settings, seed=int(s.wildcards.seed),
-                        device=s.params.device, threads=s.params.threads, out_raw=s.output.raw)
+def main(s, job):
+    run_relearn_measure(job, ckpt=s.input.ckpt, original=s.input.original, data=s.input.data, split=s.input.split,
+                        request=s.input.request, settings_=s.params.settings)
 
 
 script_main(main, snakemake)  # noqa: F821

@@ -11,7 +11,7 @@ from unlearnbench.infra.cli import script_main
 from unlearnbench.metrics.cost import run_relearn_metrics
 
 
-def main(s):
+def main(s, job):
     run_relearn_metrics(own=s.input.own, retrain=s.input.retrain, out_json=s.output.json)
 
 

@@ -11,9 +11,8 @@ from unlearnbench.infra.cli import script_main
 from unlearnbench.report.figures import run_report_figure
 
 
-def main(s):
-    run_report_figure(spec=s.params.spec, runs=s.params.runs, tables=list(s.params.tables), device=s.params.device,
-                      threads=s.params.threads, out_png=s.output.png, out_data=s.output.data)
+def main(s, job):
+    run_report_figure(job, spec=s.params.spec, runs=s.params.runs, tables=list(s.params.tables))
 
 
 script_main(main, snakemake)  # noqa: F821

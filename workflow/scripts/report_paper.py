@@ -11,7 +11,7 @@ from unlearnbench.infra.cli import script_main
 from unlearnbench.report.paper import run_report_paper
 
 
-def main(s):
+def main(s, job):
     run_report_paper(name=s.params.name, paper=s.params.paper, tables=list(s.input.tables),
                      figures=list(s.input.figures), out_md=s.output.md)
 

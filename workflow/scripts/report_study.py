@@ -11,7 +11,7 @@ from unlearnbench.infra.cli import script_main
 from unlearnbench.report.study import write_study_report
 
 
-def main(s):
+def main(s, job):
     write_study_report(name=s.params.name, study=s.params.study, runs=s.params.runs, datasets=s.params.datasets,
                        out_csv=s.output.csv, out_cost=s.output.cost, out_md=s.output.md, out_tex=s.output.tex,
                        out_png=s.output.png)

@@ -11,11 +11,9 @@ from unlearnbench.infra.cli import script_main
 from unlearnbench.parts.gan import run_train_gan
 
 
-def main(s):
-    run_train_gan(data_path=s.input.data, split_path=s.input.split, cls=int(s.wildcards.cls),
-                  settings=dict(s.params.settings), seed=int(s.wildcards.seed), device=s.params.device,
-                  threads=s.params.threads, out_generator=s.output.generator, out_info=s.output.info,
-                  out_time=s.output.time)
+def main(s, job):
+    run_train_gan(job, data_path=s.input.data, split_path=s.input.split, cls=int(s.wildcards.cls),
+                  settings=dict(s.params.settings))
 
 
 script_main(main, snakemake)  # noqa: F821

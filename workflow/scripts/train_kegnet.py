@@ -11,10 +11,9 @@ from unlearnbench.infra.cli import script_main
 from unlearnbench.parts.kegnet import run_train_inversion
 
 
-def main(s):
-    run_train_inversion(original_ckpt=s.input.original, settings=dict(s.params.settings), seed=int(s.wildcards.seed),
-                        member=int(s.wildcards.member), device=s.params.device, threads=s.params.threads,
-                        out_generator=s.output.generator, out_info=s.output.info, out_time=s.output.time)
+def main(s, job):
+    run_train_inversion(job, original_ckpt=s.input.original, settings=dict(s.params.settings),
+                        member=int(s.wildcards.member))
 
 
 script_main(main, snakemake)  # noqa: F821

@@ -11,11 +11,9 @@ from unlearnbench.infra.cli import script_main
 from unlearnbench.pipeline import run_train_original
 
 
-def main(s):
-    run_train_original(data=s.input.data, split=s.input.split, dataset_spec=s.params.dataset, model_spec=s.params.model,
-                       recipe=s.params.recipe, seed=int(s.wildcards.seed), device=s.params.device,
-                       threads=s.params.threads, out_ckpt=s.output.ckpt, out_log=s.output.log,
-                       out_info=s.output.info, out_time=s.output.time, out_outputs=s.output.outputs)
+def main(s, job):
+    run_train_original(job, data=s.input.data, split=s.input.split, dataset_spec=s.params.dataset,
+                       model_spec=s.params.model, recipe=s.params.recipe)
 
 
 script_main(main, snakemake)  # noqa: F821

@@ -11,7 +11,7 @@ from unlearnbench.infra.cli import script_main
 from unlearnbench.tuning import run_tune
 
 
-def main(s):
+def main(s, job):
     run_tune(name=s.params.name, runs=s.params.runs, metric_files=list(s.input.metrics), out_json=s.output.json,
              fingerprint=s.params.fingerprint, prefer=dict(s.params.prefer), numerics=s.params.numerics)
 

@@ -11,13 +11,14 @@ import threading
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Iterator
+from typing import Any, Iterator
 
 import numpy as np
 
 from .errors import UserError
 from .infra.lazy import torch
 from .infra.numerics import active_mode
+from .io import write_json
 
 
 def resolve_device(name: str = "auto") -> torch.device:
@@ -103,6 +104,32 @@ def predict_logits(model: torch.nn.Module, x: torch.Tensor, device: torch.device
 
 
 @dataclass
+class Job:
+    """One rule job's context for its stage function: the run's seed, the device, the torch thread
+    count and the job's outputs by name (`out["time"]`: the timing sidecar). `start()` seeds every
+    RNG and resolves the device; `timed()` measures a block and writes the timing sidecar."""
+
+    seed: int = 0
+    device: str = "auto"
+    threads: int = 1
+    out: dict = field(default_factory=dict)
+    dev: Any = None
+
+    def start(self, seed: int | None = None) -> torch.device:
+        seed_everything(self.seed if seed is None else seed, self.threads)
+        self.dev = resolve_device(self.device)
+        return self.dev
+
+    @contextmanager
+    def timed(self, **extra) -> Iterator["Usage"]:
+        """Wall time and peak memory of the block, written with `extra` (and whatever the block put
+        in `usage.extra`) to the timing sidecar."""
+        with measure(self.dev) as usage:
+            yield usage
+        write_json(self.out["time"], usage.record(**extra))
+
+
+@dataclass
 class Usage:
     seconds: float = 0.0
     peak_mem_mb: float = 0.0  # peak extra memory during the block (RSS on CPU, allocator on CUDA)
@@ -111,7 +138,7 @@ class Usage:
 
     def record(self, **extra) -> dict:
         """The timing sidecar of a stage (`*.time.json`): seconds, memory and where they were measured."""
-        return {"seconds": self.seconds, "peak_mem_mb": self.peak_mem_mb, **machine(self.device), **extra}
+        return {"seconds": self.seconds, "peak_mem_mb": self.peak_mem_mb, **machine(self.device), **self.extra, **extra}
 
 
 def machine(device: str = "cpu") -> dict:

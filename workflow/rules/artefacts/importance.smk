@@ -5,7 +5,7 @@
 # never read.
 
 from unlearnbench.methods.uisps import importance_view
-from unlearnbench.parts.inversion import INVERSION_KEYS
+from unlearnbench.parts.inversion import INVERSION_KEYS as DEEPINVERSION_KEYS  # (rule files share one namespace)
 
 IMPORTANCE = os.path.join(ART_DIR, "{scenario}", "importance_{key}.safetensors")
 ARTEFACTS["importance"] = lambda w, m: run_path(IMPORTANCE, w, key=artefact_key(m, "importance"))
@@ -15,7 +15,7 @@ rule make_importance:
     input:
         original=rules.train_original.output.ckpt,
         inversion=lambda w: [
-            run_path(rules.make_inversion.output.samples, w, key=settings_key(artefact_settings("importance")[w.key], INVERSION_KEYS),
+            run_path(rules.make_inversion.output.samples, w, key=settings_key(artefact_settings("importance")[w.key], DEEPINVERSION_KEYS),
                      cls=c)
             for c in scenario_classes(w.scenario)
         ],

@@ -25,9 +25,9 @@ from __future__ import annotations
 
 from ..errors import UserError
 from ..infra.lazy import F, torch
-from ..runtime import generator, iterate_batches, measure, resolve_device, seed_everything
+from ..runtime import Job, generator, iterate_batches
 from ..training import make_optimizer, set_bn_train
-from ._base import Access, UnlearningMethod, ge, gt, pattern, register_method
+from ._base import Access, UnlearningMethod, ge, pattern, register_method
 
 # The hyperparameters that determine the noise artefact (and nothing else does).
 NOISE_KEYS = ("noise_batch", "noise_steps", "noise_lr", "noise_lambda")
@@ -74,24 +74,22 @@ def learn_noise(model: torch.nn.Module, cls: int, num_classes: int, batch: int, 
     return x.cpu(), info
 
 
-def run_make_noise(original: str, cls: int, settings: dict, seed: int, device: str, threads: int,
-                   out_noise: str, out_info: str, out_time: str) -> None:
+def run_make_noise(job: Job, original: str, cls: int, settings: dict) -> None:
     """Rule make_noise: learn and save the noise of one class for one original model."""
     from ..io import save_checkpoint, write_json
     from ..models.checkpoint import load_model
 
-    seed_everything(seed, threads)
-    dev = resolve_device(device)
+    dev = job.start()
+    seed = job.seed
     model, meta = load_model(original, dev)
     s = {k: settings[k] for k in NOISE_KEYS}
     shape = (meta["in_channels"], meta["image_size"], meta["image_size"])
-    with measure(dev) as usage:
+    with job.timed() as usage:
         x, info = learn_noise(model, int(cls), meta["num_classes"], int(s["noise_batch"]), int(s["noise_steps"]),
                               float(s["noise_lr"]), float(s["noise_lambda"]), seed, dev, shape)
     info.update(settings=s, seed=seed)
-    save_checkpoint(out_noise, {"noise": x}, {"kind": "unsir_noise", **info})
-    write_json(out_info, info)
-    write_json(out_time, usage.record())
+    save_checkpoint(job.out["noise"], {"noise": x}, {"kind": "unsir_noise", **info})
+    write_json(job.out["info"], info)
     print(f"unsir noise class {cls}: CE {info['ce_before']:.3f} -> {info['ce_after']:.3f} "
           f"in {usage.seconds:.2f}s", flush=True)
 

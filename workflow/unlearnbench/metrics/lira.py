@@ -61,7 +61,7 @@ from scipy.stats import norm, rankdata
 from ..data import RequestData, check_split, read_archive, to_float
 from ..io import read_json, read_npz, write_json, write_npz
 from ..models.checkpoint import new_model
-from ..runtime import measure, predict_logits, resolve_device, seed_everything
+from ..runtime import Job, predict_logits
 from ..training import train
 
 
@@ -289,14 +289,12 @@ def run_lira_masks(data: str, split: str, settings: dict, out_masks: str) -> Non
     print(f"LiRA: {len(pool)} pool samples, {keep.shape[0]} shadow models, each on {keep[0].sum()} of them")
 
 
-def run_lira_shadow(data: str, masks: str, index: int, model_spec: dict, recipe: dict, device: str, threads: int,
-                    out_outputs: str, out_time: str) -> None:
+def run_lira_shadow(job: Job, data: str, masks: str, index: int, model_spec: dict, recipe: dict) -> None:
     """Rule lira_shadow: shadow model `index` trained with the target's recipe on its half of the
     pool (seed 1000 + index); its logits on every sample."""
 
     seed = 1000 + int(index)
-    seed_everything(seed, threads)
-    dev = resolve_device(device)
+    dev = job.start(seed)
     d, keep = read_archive(data), read_npz(masks)["keep"]
     if not 0 <= index < len(keep):
         from ..errors import UserError
@@ -305,10 +303,9 @@ def run_lira_shadow(data: str, masks: str, index: int, model_spec: dict, recipe:
     x, y = to_float(d["x"]), torch.from_numpy(d["y"])
     idx = torch.as_tensor(np.flatnonzero(keep[index]))
     model = new_model(d, model_spec)
-    with measure(dev) as usage:
+    with job.timed():
         train(model, x[idx], y[idx], recipe, seed, dev, desc=f"shadow {index}")
-    write_npz(out_outputs, logits=predict_logits(model, x, dev).numpy().astype(np.float32))
-    write_json(out_time, usage.record())
+    write_npz(job.out["outputs"], logits=predict_logits(model, x, dev).numpy().astype(np.float32))
 
 
 def run_lira_metrics(outputs: str, shadows: list[str], masks: str, data: str, split: str, request: str,

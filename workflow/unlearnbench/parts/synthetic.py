@@ -30,7 +30,7 @@ import torch
 from ..errors import UserError
 from ..io import atomic_path, read_npz, write_json, write_npz
 from ..models.checkpoint import load_model
-from ..runtime import generator, measure, resolve_device, seed_everything
+from ..runtime import Job, generator
 from .gan import load_generator
 from .kegnet import load_inversion_generator, original_id
 
@@ -207,14 +207,13 @@ def load_generators(paths: list[str], kind: str, device: torch.device, num_class
     return [g for g, _ in loaded], metas
 
 
-def run_make_synthetic(original_ckpt: str, generator_paths: list[str], kind: str, settings: dict, seed: int,
-                       device: str, threads: int, out_npz: str, out_info: str, out_time: str, out_png: str) -> None:
+def run_make_synthetic(job: Job, original_ckpt: str, generator_paths: list[str], kind: str, settings: dict) -> None:
     """Rule make_synthetic: the filtered synthetic dataset of MuGAN (kind "gan": one GAN file per
     class) or zMuGAN (kind "inversion": the ensemble member files), a PNG with a row per class,
     a deterministic info JSON (acceptance rate per class) and the timing sidecar."""
 
-    seed_everything(seed, threads)
-    dev = resolve_device(device)
+    dev = job.start()
+    seed = job.seed
     model, meta = load_model(original_ckpt, dev)
     k, size, ch = meta["num_classes"], meta["image_size"], meta["in_channels"]
     gens, gmetas = load_generators(list(generator_paths), kind, dev, k)
@@ -227,18 +226,17 @@ def run_make_synthetic(original_ckpt: str, generator_paths: list[str], kind: str
             want, got = original_id(meta), gm.get("original", {})
             if want.get("config_hash") and got.get("config_hash") and want != got:
                 raise UserError(f"{p} was inverted from another original model; rerun rule train_kegnet")
-    with measure(dev) as usage:
+    with job.timed() as usage:
         arrays, info = make_synthetic(model, gens, kind, k, settings, seed, dev)
     key = "class" if kind == "gan" else "member"
     info["generators"] = sorted(({key: gm.get(key), "seed": gm.get("seed"), "final": gm.get("final")} for gm in gmetas),
                                 key=lambda r: r[key])
-    write_npz(out_npz, **arrays)
+    write_npz(job.out["synthetic"], **arrays)
     rates = ", ".join(f"{r['class']}:{r['accept_rate']:.0%}" + (f" ({r['kept']} kept)" if r["short"] else "")
                       for r in info["per_class"])
     head = f"{'MuGAN class GANs' if kind == 'gan' else 'zMuGAN inversion ensemble'}: accepted samples"
-    save_grid_png(out_png, arrays["x"], arrays["y"], k, title=head + ("\nacceptance " + rates if k <= 10 else ""))
-    write_json(out_info, info)
-    write_json(out_time, usage.record())
+    save_grid_png(job.out["grid"], arrays["x"], arrays["y"], k, title=head + ("\nacceptance " + rates if k <= 10 else ""))
+    write_json(job.out["info"], info)
     print(f"synthetic {kind}: {info['n']} images, acceptance per class {rates} in {usage.seconds:.1f}s", flush=True)
 
 

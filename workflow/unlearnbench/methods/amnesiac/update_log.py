@@ -32,7 +32,7 @@ from ...data import to_float
 from ...errors import UserError
 from ...io import load_checkpoint, read_json, read_npz, save_checkpoint, write_json
 from ...models.checkpoint import new_model
-from ...runtime import measure, resolve_device, seed_everything
+from ...runtime import Job, measure
 from ...training import train
 
 KIND = "amnesiac_update_log"
@@ -209,9 +209,8 @@ def _first_difference(a: dict, b: dict) -> str | None:
     return None
 
 
-def run_record_update_log(data: str, split: str, original: str, classes: list[int], settings: dict,
-                          model_spec: dict, recipe: dict, seed: int, device: str, threads: int,
-                          out_log: str, out_info: str, out_time: str) -> None:
+def run_record_update_log(job: Job, data: str, split: str, original: str, classes: list[int], settings: dict,
+                          model_spec: dict, recipe: dict) -> None:
     """Rule record_update_log: Amnesiac's training-time log, recorded by replaying the original's
     training (rule train_original: same seed, initialisation, batch order and recipe) with the
     recorder as `training.train`'s on_batch hook. The replayed final weights must equal the original
@@ -220,11 +219,10 @@ def run_record_update_log(data: str, split: str, original: str, classes: list[in
     its split and the original checkpoint; settings: log_buffers. The timing sidecar's `seconds` are
     the recording overhead (hook + saving), the part the data owner pays on top of training; the
     replayed training time is recorded next to it as `replay_seconds`."""
-
-
+    dev = job.start()  # seeded exactly as train_original (pipeline._train, replica 0): nothing below draws before new_model
+    seed = job.seed
     classes = sorted({int(c) for c in classes})
     buffers = bool(settings.get("log_buffers", False))
-    dev = resolve_device(device)
     o_state, o_meta = load_checkpoint(original)
     if o_meta.get("kind") != "original" or "model_spec" not in o_meta:
         raise UserError(f"{original} is not an original-model checkpoint of rule train_original; rebuild it")
@@ -235,7 +233,6 @@ def run_record_update_log(data: str, split: str, original: str, classes: list[in
     d, split_d = read_npz(data), read_json(split)
     x, y = to_float(d["x"]), torch.from_numpy(d["y"].astype(np.int64))
     tr, va = torch.as_tensor(np.asarray(split_d["train"])), torch.as_tensor(np.asarray(split_d["val"]))
-    seed_everything(seed, threads)  # exactly as train_original (pipeline._train, replica 0)
     model = new_model(d, model_spec)
     n_params = sum(p.numel() for p in model.parameters()) + (
         sum(b.numel() for b in model.buffers() if b.is_floating_point()) if buffers else 0)
@@ -251,7 +248,7 @@ def run_record_update_log(data: str, split: str, original: str, classes: list[in
         log.on_batch(m, step, idx)
         hook_seconds[0] += time.perf_counter() - t0
 
-    with measure(dev) as usage:
+    with measure(dev) as usage:  # its own sidecar below: the recording overhead, not the replay
         log.start(model)
         t_train = time.perf_counter()
         train(model, x[tr], y[tr], recipe, seed, dev, val=(x[va], y[va]), desc="replay", on_batch=on_batch)
@@ -262,13 +259,13 @@ def run_record_update_log(data: str, split: str, original: str, classes: list[in
                             f"training is not deterministic on {dev} (e.g. GPU kernels); record the log on the CPU "
                             "with the threads the original was trained with")
         t_save = time.perf_counter()
-        info = log.save(out_log, model, {"original_config_hash": o_meta.get("config_hash"), "seed": seed})
+        info = log.save(job.out["log"], model, {"original_config_hash": o_meta.get("config_hash"), "seed": seed})
         save_seconds = time.perf_counter() - t_save
     info = {k: v for k, v in info.items() if k not in ("names", "shapes")}
     info.update(n_train=int(len(tr)), n_params=n_params, bytes=int(len(log.steps) * n_params * 4),
                 replay_identical=True)
-    write_json(out_info, info)
-    write_json(out_time, {**usage.record(), "seconds": hook_seconds[0] + save_seconds, "replay_seconds": replay,
+    write_json(job.out["info"], info)
+    write_json(job.out["time"], {**usage.record(), "seconds": hook_seconds[0] + save_seconds, "replay_seconds": replay,
                           "replay_and_record_seconds": usage.seconds})
     print(f"update log: {info['n_recorded']} of {info['n_steps']} steps hold a sample of {classes} "
           f"({info['bytes'] / 2**20:.1f} MiB); replayed training identical to {original}", flush=True)

@@ -24,9 +24,10 @@ from ...data import load_view
 from ...errors import UserError
 from ...infra.lazy import F, torch
 from ...parts.energy import ENERGY_VARIANTS, energy_loss
-from ...runtime import generator, iterate_batches, measure, resolve_device, seed_everything
+from ...runtime import generator, iterate_batches
 from ...training import make_optimizer, set_bn_train
 from .._base import Access, UnlearningMethod, between, ge, gt, one_of, register_method
+from ..runtime import Job
 from .saliency import (MASK_KEYS, MASK_MODES, MASK_REDUCE, compute_mask, layer_densities, load_mask, mask_density,
     masked_step, save_mask)
 
@@ -185,21 +186,18 @@ class CLUE(UnlearningMethod):
         return model
 
 
-def run_make_mask(original: str, forget: str, settings: dict, seed: int, device: str, threads: int,
-                  out_mask: str, out_info: str, out_time: str) -> None:
+def run_make_mask(job: Job, original: str, forget: str, settings: dict) -> None:
     """Rule make_mask: the first epoch's mask (Eq. 6) from the original model on the forget set."""
     from ...io import write_json
     from ...models.checkpoint import load_model
 
-    seed_everything(seed, threads)
-    dev = resolve_device(device)
+    dev = job.start()
     x, y, _ = load_view(forget)
     model, _ = load_model(original, dev)
-    with measure(dev) as usage:
+    with job.timed() as usage:
         masks = compute_mask(model, x, y, dev, settings)
     dens = mask_density(masks)
-    save_mask(out_mask, masks, {"settings": settings, "density": dens})
-    write_json(out_info, {"settings": settings, "density": dens,
+    save_mask(job.out["mask"], masks, {"settings": settings, "density": dens})
+    write_json(job.out["info"], {"settings": settings, "density": dens,
                           "n_params": int(sum(m.numel() for m in masks.values())), "layers": layer_densities(masks)})
-    write_json(out_time, usage.record())
     print(f"CLUE mask {settings}: density {dens:.4f} ({usage.seconds:.2f}s)")

@@ -36,7 +36,7 @@ from ...data import to_float
 from ...errors import UserError
 from ...io import load_checkpoint, read_npz, save_checkpoint, write_json
 from ...models.checkpoint import load_model
-from ...runtime import measure, resolve_device, seed_everything, sqrt
+from ...runtime import Job, sqrt
 from ...training import make_optimizer
 from .spec import ATTACK_ARCH_KEYS as ARCH_KEYS, PRETRAIN_KEYS, SENS_KEYS
 
@@ -277,14 +277,13 @@ def load_attacker(path: str, num_classes: int, device: Any = "cpu",
     return attacker.to(device), meta
 
 
-def run_pretrain_attacker(original_ckpt: str, forget_view: str, val_view: str, settings: dict, seed: int, device: str,
-                          threads: int, out_attacker: str, out_info: str, out_time: str) -> None:
+def run_pretrain_attacker(job: Job, original_ckpt: str, forget_view: str, val_view: str, settings: dict) -> None:
     """Rule dau_attacker: pretrain the attacker against the original model on the forget (members)
     and validation (non-members) data views; writes the attacker (safetensors, kind dau_attacker),
     a deterministic info JSON with its held-out balanced accuracy and the timing sidecar."""
 
-    seed_everything(seed, threads)
-    dev = resolve_device(device)
+    dev = job.start()
+    seed = job.seed
     s = attacker_settings(settings)
     defender, meta = load_model(original_ckpt, dev)
     sets = []
@@ -293,13 +292,12 @@ def run_pretrain_attacker(original_ckpt: str, forget_view: str, val_view: str, s
         if "x" not in v or "y" not in v:
             raise UserError(f"{path} is not a data view (needs arrays x and y); delete it and rerun")
         sets.append((to_float(v["x"]), torch.from_numpy(v["y"]).long()))
-    with measure(dev) as usage:
+    with job.timed() as usage:
         attacker, info = pretrain_attacker(defender, sets[0], sets[1], s, seed, dev)
     info.update(settings=s, seed=seed, num_classes=meta["num_classes"])
-    save_attacker(out_attacker, attacker, s, {"seed": seed, "balanced_accuracy_holdout": info["balanced_accuracy_holdout"],
+    save_attacker(job.out["attacker"], attacker, s, {"seed": seed, "balanced_accuracy_holdout": info["balanced_accuracy_holdout"],
                                               "original_config_hash": meta.get("config_hash")})
-    write_json(out_info, info)
-    write_json(out_time, usage.record())
+    write_json(job.out["info"], info)
     ho = info["balanced_accuracy_holdout"]
     print(f"dau attacker: {s['pretrain_iterations']} iterations, held-out balanced accuracy "
           f"{'n/a' if ho is None else f'{ho:.1f}%'} in {usage.seconds:.1f}s", flush=True)

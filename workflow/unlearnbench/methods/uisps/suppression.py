@@ -33,7 +33,7 @@ from ...data import to_float
 from ...errors import UserError
 from ...infra.lazy import F, nn, torch
 from ...parts.inversion import load_inversion
-from ...runtime import measure, resolve_device, seed_everything
+from ...runtime import Job
 
 # The hyperparameters that determine the importance artefact (besides the inversion's).
 IMPORTANCE_KEYS = ("fisher_kind", "fisher_retain_fraction")
@@ -189,8 +189,8 @@ def check_importance_settings(s: dict) -> dict:
     return out
 
 
-def run_importance(original_ckpt: str, synthetic_npz_paths: list[str], retain_view: str, settings: dict,
-                   seed: int, device: str, threads: int, out_importance: str, out_info: str, out_time: str) -> None:
+def run_importance(job: Job, original_ckpt: str, synthetic_npz_paths: list[str], retain_view: str,
+                   settings: dict) -> None:
     """Rule make_importance: diagonal Fisher of the original model on the synthetic forget samples
     (rule make_inversion's files, every class) and on the retain portion D'_r (`retain_view`, a .npz
     with x uint8 [N,C,H,W] and y; the workflow materialises `uisps.importance_view(fraction, seed)`), both
@@ -199,8 +199,8 @@ def run_importance(original_ckpt: str, synthetic_npz_paths: list[str], retain_vi
     from ...io import read_npz, save_checkpoint, write_json
     from ...models.checkpoint import load_model
 
-    seed_everything(seed, threads)
-    dev = resolve_device(device)
+    dev = job.start()
+    seed = job.seed
     s = check_importance_settings(settings)
     model, meta = load_model(original_ckpt, dev)
     shape = (int(meta["in_channels"]), int(meta["image_size"]), int(meta["image_size"]))
@@ -216,7 +216,7 @@ def run_importance(original_ckpt: str, synthetic_npz_paths: list[str], retain_vi
     if np.isin(z["y"], classes).any():
         raise UserError(f"{retain_view} contains samples of the forgotten class(es) {classes}; it must be a retain view")
     batch = int(settings.get("fisher_batch", 32))
-    with measure(dev) as usage:
+    with job.timed() as usage:
         imp_g = fisher_importance(model, xg, yg, s["fisher_kind"], dev, batch)
         imp_r = fisher_importance(model, xr, yr, s["fisher_kind"], dev, batch)
     tensors = {**{f"forget/{k}": v for k, v in imp_g.items()}, **{f"retain/{k}": v for k, v in imp_r.items()}}
@@ -225,9 +225,8 @@ def run_importance(original_ckpt: str, synthetic_npz_paths: list[str], retain_vi
             "frozen_fraction_by_alpha": {
                 str(a): mask_summary(select_parameters(imp_g, imp_r, a))["frozen_fraction"]
                 for a in (0.5, 1.0, 1.5, 2.0, 2.5, 3.0)}}
-    save_checkpoint(out_importance, tensors, info)
-    write_json(out_info, info)
-    write_json(out_time, usage.record())
+    save_checkpoint(job.out["importance"], tensors, info)
+    write_json(job.out["info"], info)
     print(f"uisps importance on {len(yg)} synthetic + {len(yr)} retain samples in {usage.seconds:.2f}s; "
           f"frozen at alpha 1.5: {info['frozen_fraction_by_alpha']['1.5']:.3f}", flush=True)
 

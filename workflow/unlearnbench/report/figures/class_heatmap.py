@@ -19,7 +19,6 @@ READS = ("outputs", "data", "split", "request")
 
 
 def _per_class_test_accuracy(logits, y, test_idx, num_classes):
-    import numpy as np
 
     pred = logits[test_idx].argmax(1)
     yt = y[test_idx]
