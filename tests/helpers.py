@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import copy
+import os
+from pathlib import Path
 from dataclasses import dataclass
 
 import numpy as np
@@ -99,3 +101,11 @@ def build_unlearn_data(access, x, y, forget, retain, val, num_classes, forget_cl
         idx = torch.as_tensor(view_indices(view, rd), dtype=torch.long)
         sets[role] = (x[idx], y[idx])
     return UnlearnData(access, num_classes, forget_classes, request_type, sets=sets)
+
+
+def is_timing_file(path: str | os.PathLike) -> bool:
+    """Files that hold wall times, memory or provenance (when, where, by whom) or views rendered from
+    them: the only outputs that differ between two CPU runs of the same config and seed."""
+    name = Path(path).name
+    return (name.endswith((".time.json", ".cost.csv", ".md", ".tex", ".html", ".prov.json")) or name == "cost.json"
+            or Path(path).parent.name in ("logs", "benchmarks"))

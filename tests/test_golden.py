@@ -21,7 +21,7 @@ from conftest import TINY_CONFIG, run_snakemake
 
 pytestmark = pytest.mark.integration
 DIGESTS = Path(__file__).parent / "golden" / "tiny_study.sha256"
-TARGETS = ["results/tables/golden.csv", "results/tuning/golden_tune.json"]
+TARGETS = ["results/tables/golden.csv", "results/tables/golden_random.csv", "results/tuning/golden_tune.json"]
 
 
 def golden_config() -> dict:
@@ -39,20 +39,22 @@ def golden_config() -> dict:
     })
     cfg["tuning"] = {"golden_tune": {"dataset": "tiny_digits", "model": "tiny_cnn", "training": "tiny", "scenario": "golden_c3",
                                      "seed": [100, 101, 102], "budget": 2, "methods": {"g_tuned": {"lr": [1e-3, 1e-2]}}}}
-    cfg["studies"] = {"golden": {"dataset": "tiny_digits", "model": "tiny_cnn", "training": "tiny",
-                                 "scenarios": ["golden_c3", "golden_r10"],
-                                 "methods": ["original", "retrain", "g_ft", "g_ga", "g_unsir", "g_clue", "g_fisher"],
-                                 "seeds": [0], "metrics": ["acc_forget", "acc_retain", "acc_test_retain", "mia_svc_efficacy"]}}
+    common = {"dataset": "tiny_digits", "model": "tiny_cnn", "training": "tiny", "seeds": [0],
+              "metrics": ["acc_forget", "acc_retain", "acc_test_retain", "mia_svc_efficacy"]}
+    cfg["studies"] = {"golden": {**common, "scenarios": ["golden_c3"],
+                                 "methods": ["original", "retrain", "g_ft", "g_ga", "g_unsir", "g_clue", "g_fisher"]},
+                      "golden_random": {**common, "scenarios": ["golden_r10"],
+                                        "methods": ["original", "retrain", "g_ft", "g_ga", "g_fisher"]}}
     return cfg
 
 
 def digests(work: Path) -> dict[str, str]:
-    from unlearnbench.io import is_timing_file
+    from helpers import is_timing_file
 
     out = {}
     for p in sorted((work / "results").rglob("*")):
         rel = p.relative_to(work).as_posix()
-        if p.is_file() and not is_timing_file(p) and not rel.endswith(".png"):
+        if p.is_file() and not is_timing_file(p) and not rel.endswith(".png") and not rel.startswith("results/logs/"):
             out[rel] = hashlib.sha256(p.read_bytes()).hexdigest()
     return out
 

@@ -318,7 +318,7 @@ def test_unknown_target_is_one_snakemake_line(tmp_path):
 
 # --------------------------------------------------------------------------- interrupted runs
 def _files(work: Path) -> dict[str, bytes]:
-    from unlearnbench.io import is_timing_file
+    from helpers import is_timing_file
 
     out = {}
     for p in sorted((work / "results").rglob("*")):

@@ -69,21 +69,37 @@ def coerce_numbers(config: dict[str, Any], schema_path: str) -> None:
 def load_config_files(workflow: Any, config: dict[str, Any], paths: list[str]) -> list[str]:
     """What Snakemake's `configfile:` directive does, with libyaml: merge each file into `config`,
     then the command line's config (--config / --configfile) on top, so it still wins. (Snakemake
-    parses config files with pure-Python YAML through yte: seconds for the paper files.) Returns
-    every config file in load order (the hyperparameter locks live beside them: tuning.py)."""
+    parses config files with pure-Python YAML through yte: seconds for the paper files.) A name
+    defined by two of these files (two paper folders, or a paper and config.yaml) is refused: an
+    overlay on the command line is the only way to redefine one. Returns every config file in load
+    order (the hyperparameter locks live beside them: tuning.py)."""
     import yaml
     from snakemake.utils import update_config
 
     loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+    defined: dict[str, str] = {}  # "group.name" -> the file that defines it
     for path in paths:
         with open(path, encoding="utf-8") as fh:
             try:
-                update_config(config, yaml.load(fh, Loader=loader) or {})
+                data = yaml.load(fh, Loader=loader) or {}
             except yaml.YAMLError as e:
                 raise SystemExit(f"config error: {path} is not valid YAML ({str(e).splitlines()[0]})")
+        for name in _names(data):
+            if name in defined:  # one namespace per file: a paper never redefines another's (or config.yaml's) names
+                raise SystemExit(f"config error: {name} is defined by both {defined[name]} and {path}; rename it in one of them")
+            defined[name] = path
+        update_config(config, data)
         workflow.configfiles.append(path)
     update_config(config, workflow.config_settings.overwrite_config)
     return [*paths, *(str(p) for p in (workflow.config_settings.configfiles or ()))]
+
+
+def _names(data: Any) -> list[str]:
+    """The named entries ("methods.finetune", ...) and top-level settings a config file defines."""
+    if not isinstance(data, dict):
+        return []
+    return [f"{g}.{n}" if isinstance(block, dict) else g for g, block in data.items()
+            for n in (block if isinstance(block, dict) else [None])]
 
 
 def _need(group: dict, name: str, what: str, where: str) -> dict:

@@ -116,12 +116,6 @@ def write_figure(path: str | os.PathLike, fig: Any, dpi: int = 120) -> None:
     plt.close(fig)
 
 
-def is_timing_file(path: str | os.PathLike) -> bool:
-    """Files that hold wall times, memory or provenance (when, where, by whom) or views rendered from
-    them: the only outputs that differ between two CPU runs of the same config and seed."""
-    name = Path(path).name
-    return (name.endswith((".time.json", ".cost.csv", ".md", ".tex", ".html", ".prov.json")) or name == "cost.json"
-            or Path(path).parent.name in ("logs", "benchmarks"))
 
 
 def read_npz(path: str | os.PathLike) -> dict[str, np.ndarray]:

@@ -15,8 +15,8 @@ from typing import Any
 
 import numpy as np
 
-from .data import (RequestData, check_request, check_split, load_view, make_forget_request, make_split,
-    prepare_dataset, read_archive, to_float, view_indices)
+from .data import (RequestData, check_request, check_split, load_view, make_forget_request, make_split, prepare_dataset,
+                   read_archive, to_float, view_indices)
 from .errors import UserError
 from .infra.lazy import torch
 from .infra.sandbox import restrict_files

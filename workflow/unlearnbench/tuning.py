@@ -408,8 +408,8 @@ def retune(entries: list[str], write: bool, configfiles: list[str], snakemake_ar
     this checkout's workflow), print every difference against the lock, and with --write record the
     new values in the lock files. Exit 1 when a value differs and was not written."""
 
-    from .io import read_json
     from .infra.provenance import REPO
+    from .io import read_json
 
     files = [str(REPO / "config.yaml"), *sorted(str(p) for p in (REPO / "workflow" / "papers").glob("*/study.yaml")),
              *configfiles]

@@ -180,6 +180,8 @@ class MuGAN(UnlearningMethod):
     checks = {"gan_z_dim": ge(1), "gan_g_width": ge(1), "gan_d_width": ge(1), "gan_batch_size": ge(2),
               "gan_epochs": ge(1), "gan_beta1": between(0, 1, high_open=True), **SAMPLE_CHECKS, **UNLEARN_CHECKS}
     supports = frozenset({"class"})
+    smoke = {"gan_z_dim": 16, "gan_g_width": 8, "gan_d_width": 8, "gan_epochs": 15, "gan_batch_size": 16,
+             "gan_lr": 2.0e-3, "samples_per_class": 20, "max_draw_factor": 500.0, "min_fill": 0.05, "lr": 5.0e-3}
     artefacts = {"gan": GAN_KEYS, "synthetic_gan": GAN_KEYS + SAMPLE_KEYS}
 
     def access(self) -> Access:

@@ -38,7 +38,7 @@ from ..parts.inversion import INVERSION_DEFAULTS, INVERSION_KEYS
 from ._base import Access, UnlearnData, UnlearningMethod, between, ge, get_method, one_of, register_method
 from .uisps import UISPS, importance_view
 from .uisps.suppression import (IMPORTANCE_KEYS, NORM_SCOPES, load_importance, mask_summary, restrict_updates,
-    select_parameters)
+                                select_parameters)
 
 _ROLES = ("forget", "retain", "val")
 
@@ -94,6 +94,7 @@ class _Wrapper(UnlearningMethod):
 
 @register_method("sps")
 class SPS(_Wrapper):
+    smoke = {"base": "bad_teacher", "inv_iters": 30, "inv_samples": 16}
     defaults = {
         "base": "bad_teacher",           # paper Table VIII: the two-teacher model
         **INVERSION_DEFAULTS,            # the inversion of uisps (paper: 32 samples, 1000 iters, ...)
@@ -162,6 +163,7 @@ class SPS(_Wrapper):
 
 @register_method("partial_retain")
 class PartialRetain(_Wrapper):
+    smoke = {"base": "finetune", "data_fraction": 0.5, "epochs": 1}
     defaults = {
         "base": "finetune",     # Tables VI-VII: FineTune and UNSIR
         "data_fraction": 0.5,   # the fraction of each retained class that is available (0.8 ... 0.2)

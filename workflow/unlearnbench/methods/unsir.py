@@ -2,7 +2,7 @@
 plus single-pass impair and repair, zero-glance (the forget samples are never read).
 
 Stages
-1. Noise (its own artefact, rule `unsir_noise`, one file per forget class): a batch of
+1. Noise (its own artefact, rule `make_noise`, one file per forget class): a batch of
    `noise_batch` images N is learned against the frozen original model in eval mode (BatchNorm
    statistics untouched) by `noise_steps` Adam steps (lr `noise_lr`) on
        loss = -CE(f(N), c) + noise_lambda * mean_i ||N_i||^2          (paper Eq. 1, code's norm)
@@ -135,6 +135,7 @@ class UNSIR(UnlearningMethod):
     checks = {"noise_batch": ge(1), "noise_steps": ge(0), "noise_lambda": ge(0), "noise_copies": ge(1),
               "passes": pattern(r"[IR]+", "a non-empty string of I (impair) and R (repair)")}
     supports = frozenset({"class"})
+    smoke = {"noise_steps": 5, "noise_copies": 1, "batch_size": 32, "retain_per_class": 20}
     artefacts = {"noise": NOISE_KEYS}  # one file per forget class (rule make_noise)
 
     def access(self) -> Access:  # zero-glance: never the forget set

@@ -50,6 +50,7 @@ Everything here is numpy on logits and boolean masks; training the shadow models
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 from typing import Any
 
@@ -59,6 +60,7 @@ from scipy.special import log_ndtr
 from scipy.stats import norm, rankdata
 
 from ..data import RequestData, check_split, read_archive, to_float
+from ..errors import UserError
 from ..io import read_json, read_npz, write_json, write_npz
 from ..models.checkpoint import new_model
 from ..runtime import Job, predict_logits
@@ -102,8 +104,6 @@ class LiraStats:
 
 def _masked_median(phi: np.ndarray, mask: np.ndarray) -> np.ndarray:
     with np.errstate(all="ignore"):
-        import warnings
-
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", RuntimeWarning)
             return np.nanmedian(np.where(mask, phi, np.nan), axis=0)
@@ -297,8 +297,6 @@ def run_lira_shadow(job: Job, data: str, masks: str, index: int, model_spec: dic
     dev = job.start(seed)
     d, keep = read_archive(data), read_npz(masks)["keep"]
     if not 0 <= index < len(keep):
-        from ..errors import UserError
-
         raise UserError(f"{masks} has {len(keep)} shadow models, not {index + 1}; delete it and rerun")
     x, y = to_float(d["x"]), torch.from_numpy(d["y"])
     idx = torch.as_tensor(np.flatnonzero(keep[index]))
@@ -318,8 +316,6 @@ def run_lira_metrics(outputs: str, shadows: list[str], masks: str, data: str, sp
     rd = RequestData.load(data, split, request)
     keep = read_npz(masks)["keep"]
     if len(shadows) != len(keep):
-        from ..errors import UserError
-
         raise UserError(f"LiRA got {len(shadows)} shadow models for {len(keep)} masks; rerun rule lira_masks")
     shadow_logits = np.stack([read_npz(p)["logits"] for p in shadows])
     rep = lira_report(shadow_logits, keep, rd.y, read_npz(outputs)["logits"], rd.forget, check_in=rd.retain,

@@ -94,9 +94,6 @@ def fit_svc(shadow: Shadow) -> Predictor:
     return lambda p, y: clf.predict(confidence(p, y)[:, None]).astype(bool)
 
 
-def svc_confidence_attack(shadow: Shadow, p: np.ndarray, y: np.ndarray) -> np.ndarray:
-    """SalUn's MIA fitted on all of `shadow`. Returns member flags."""
-    return fit_svc(shadow)(p, y)
 
 
 def _fit_logreg(x_tr: np.ndarray, m_tr: np.ndarray):
@@ -111,8 +108,6 @@ def fit_entropy_lr(shadow: Shadow) -> Predictor:
     return lambda p, y: clf.predict(entropy(p)[:, None]).astype(bool)
 
 
-def entropy_logreg_attack(shadow: Shadow, p: np.ndarray, y: np.ndarray) -> np.ndarray:
-    return fit_entropy_lr(shadow)(p, y)
 
 
 def _sorted_probs(q: np.ndarray) -> np.ndarray:
@@ -130,8 +125,6 @@ def fit_prob_lr(shadow: Shadow) -> Predictor:
     return lambda p, y: clf.predict(_sorted_probs(p)).astype(bool)
 
 
-def prob_logreg_attack(shadow: Shadow, p: np.ndarray, y: np.ndarray) -> np.ndarray:
-    return fit_prob_lr(shadow)(p, y)
 
 
 # --------------------------------------------------------------------------- Song & Mittal threshold attacks
@@ -190,9 +183,6 @@ def fit_sm(shadow: Shadow, name: str) -> Predictor:
     return lambda p, y: rule(f(p, y), y)
 
 
-def song_mittal_attacks(shadow: Shadow, p: np.ndarray, y: np.ndarray) -> dict[str, np.ndarray]:
-    """Correctness, confidence, entropy and modified-entropy attacks; member flags per sample."""
-    return {name: fit_sm(shadow, name)(p, y) for name in ("correctness", *SM_FEATURES)}
 
 
 # Metric name -> fitter. `svc` is reported as MIA-efficacy (% called NON-member), the rest as % member.

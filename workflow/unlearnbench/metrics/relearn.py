@@ -30,7 +30,7 @@ from ..data import RequestData
 from ..errors import UserError
 from ..io import write_json
 from ..models.checkpoint import load_model
-from ..runtime import Job, generator, iterate_batches, resolve_device, seed_everything
+from ..runtime import Job, generator, iterate_batches
 from ..training import accuracy, make_optimizer
 
 DEFAULTS: dict[str, Any] = {

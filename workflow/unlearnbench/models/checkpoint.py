@@ -8,10 +8,10 @@ from typing import Any
 
 import numpy as np
 
-from . import build_model
 from ..errors import UserError
 from ..io import load_checkpoint, save_checkpoint, write_npz
 from ..runtime import predict_logits
+from . import build_model
 
 
 def new_model(data: dict[str, np.ndarray], model_spec: dict):

@@ -60,6 +60,7 @@ class Amnesiac(UnlearningMethod):
     }
     checks = {"repair_steps": ge(0)}
     supports = frozenset({"class"})
+    smoke = {"repair_steps": 20}
     artefacts = {"update_log": ("log_classes", "log_buffers")}
 
     def validate(self):

@@ -13,7 +13,7 @@ Options beyond the paper (all named, paper behaviour by default):
 - soft_labels "random": Table 7's comparison, KD towards softmax of fixed random logits instead of the
   noisy teacher (mask and energy unchanged);
 - kd / energy / use_mask switches: Table 8's ablations.
-The first epoch's mask is the `mask` artefact (made by rule clue_mask from the original model).
+The first epoch's mask is the `mask` artefact (made by rule make_mask from the original model).
 """
 
 from __future__ import annotations
@@ -24,12 +24,11 @@ from ...data import load_view
 from ...errors import UserError
 from ...infra.lazy import F, torch
 from ...parts.energy import ENERGY_VARIANTS, energy_loss
-from ...runtime import generator, iterate_batches
+from ...runtime import Job, generator, iterate_batches
 from ...training import make_optimizer, set_bn_train
 from .._base import Access, UnlearningMethod, between, ge, gt, one_of, register_method
-from ..runtime import Job
 from .saliency import (MASK_KEYS, MASK_MODES, MASK_REDUCE, compute_mask, layer_densities, load_mask, mask_density,
-    masked_step, save_mask)
+                       masked_step, save_mask)
 
 
 def corrupt(x: torch.Tensor, hp: dict, gen: torch.Generator) -> torch.Tensor:
@@ -80,6 +79,7 @@ class CLUE(UnlearningMethod):
         "bn_train": False,
     }
     supports = frozenset({"class", "random"})
+    smoke = {"epochs": 1, "mask_mode": "top_layer", "mask_fraction": 0.1, "batch_size": 16, "temperature": 10.0}
     artefacts = {"mask": MASK_KEYS}  # the first epoch's mask (rule make_mask)
 
     checks = {

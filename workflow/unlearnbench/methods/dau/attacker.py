@@ -38,7 +38,8 @@ from ...io import load_checkpoint, read_npz, save_checkpoint, write_json
 from ...models.checkpoint import load_model
 from ...runtime import Job, sqrt
 from ...training import make_optimizer
-from .spec import ATTACK_ARCH_KEYS as ARCH_KEYS, PRETRAIN_KEYS, SENS_KEYS
+from .spec import ATTACK_ARCH_KEYS as ARCH_KEYS
+from .spec import PRETRAIN_KEYS, SENS_KEYS
 
 KIND = "dau_attacker"
 TOKENS = ("class", "source")

@@ -83,8 +83,8 @@ class GKT(UnlearningMethod):
         return Access()  # zero-shot: nothing but the original model
 
     def unlearn(self, model, data, ctx):
-        from .generator import ActivationTap, Generator
         from ...parts.losses import attention_transfer, kd_kl
+        from .networks import ActivationTap, Generator
 
         hp, dev, seed = self.hp, ctx.device, int(ctx.seed)
         teacher, forget, shape = ctx.original, data.forget_classes, input_shape(ctx)

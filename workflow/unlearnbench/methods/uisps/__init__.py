@@ -52,8 +52,8 @@ from ...parts.inversion import ENTROPY_SIGNS, INVERSION_DEFAULTS, INVERSION_KEYS
 from ...runtime import generator
 from ...training import make_optimizer, set_bn_train
 from .._base import Access, UnlearningMethod, between, ge, one_of, register_method
-from .suppression import (FISHER_KINDS, IMPORTANCE_KEYS, NORM_SCOPES, load_importance, mask_summary,
-    restrict_updates, select_parameters)
+from .suppression import (FISHER_KINDS, IMPORTANCE_KEYS, NORM_SCOPES, load_importance, mask_summary, restrict_updates,
+                          select_parameters)
 
 RELABELS = ("random_model", "random_model_hard", "uniform", "random_retain", "none")
 
@@ -134,6 +134,7 @@ class UISPS(UnlearningMethod):
         "retain_fraction": between(0, 1, low_open=True),
     }
     supports = frozenset({"class"})
+    smoke = {"inv_iters": 30, "inv_samples": 16, "lr": 0.03}
     # The importance is computed on the synthetic samples, so it is keyed by their settings too.
     artefacts = {"inversion": INVERSION_KEYS, "importance": INVERSION_KEYS + IMPORTANCE_KEYS}
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import torch
 
 
-
 def panels(runs: list[dict]) -> dict[tuple, list[dict]]:
     """{(dataset, model, scenario): runs} in first-seen order."""
     out: dict[tuple, list[dict]] = {}

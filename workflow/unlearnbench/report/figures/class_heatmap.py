@@ -11,9 +11,8 @@ Data (CSV): method, forget_class, class, mean accuracy, std over seeds, n.
 
 from __future__ import annotations
 
-from . import pyplot
 from ...errors import UserError
-
+from . import pyplot
 
 READS = ("outputs", "data", "split", "request")
 

@@ -4,9 +4,8 @@ figure's first and last selected methods)."""
 
 from __future__ import annotations
 
-from . import pyplot
 from ...parts.energy import neg_free_energy
-
+from . import pyplot
 
 READS = ("outputs", "data", "request")
 

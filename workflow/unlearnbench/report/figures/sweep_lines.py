@@ -10,9 +10,8 @@ Data (CSV): study, dataset, model, method, x, metric, mean, std, n.
 
 from __future__ import annotations
 
-from . import pyplot
 from ...errors import UserError
-
+from . import pyplot
 
 READS = ("table",)
 DEFAULT_METRICS = ("acc_test_forget", "acc_test_retain_classmean", "mia_entropy_lr")

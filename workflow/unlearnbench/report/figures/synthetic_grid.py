@@ -13,8 +13,8 @@ from __future__ import annotations
 
 import os
 
-from . import pyplot
 from ...errors import UserError
+from . import pyplot
 
 READS = ("checkpoint",)
 

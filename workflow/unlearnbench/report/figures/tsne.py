@@ -4,10 +4,9 @@ before, after (method instances), max_samples (1000), seed (0)."""
 
 from __future__ import annotations
 
-from . import pyplot
 from ...data import to_float
 from ...runtime import resolve_device, seed_everything
-
+from . import pyplot
 
 READS = ("checkpoint", "data", "request")
 

@@ -23,11 +23,11 @@ from __future__ import annotations
 
 import os
 
-from . import pyplot
 from ...data import to_float
 from ...errors import UserError
 from ...parts.inversion import load_inversion
 from ...runtime import resolve_device, seed_everything
+from . import pyplot
 
 READS = ("checkpoint", "data", "request")
 

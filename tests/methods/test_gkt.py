@@ -14,7 +14,7 @@ from helpers import make_setup
 from unlearnbench.errors import AccessError, UserError
 from unlearnbench.methods import UnlearnData, create_method
 from unlearnbench.methods.gkt import gate
-from unlearnbench.methods.gkt.generator import ActivationTap, Generator
+from unlearnbench.methods.gkt.networks import ActivationTap, Generator
 from unlearnbench.parts.losses import attention_transfer
 from unlearnbench.runtime import predict_logits
 

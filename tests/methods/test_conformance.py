@@ -1,3 +1,5 @@
+import copy
+
 import numpy as np
 import pytest
 import torch
@@ -159,3 +161,58 @@ def test_every_method_runs_within_its_declared_access(setup, name):
     xf, _ = setup.rd.tensors(setup.rd.forget[:64])
     with torch.no_grad():
         assert not torch.allclose(model(xf), setup.model(xf)), f"{name} left the forget outputs unchanged"
+
+
+# --------------------------------------------------------------------------- every method through the workflow
+def _registered() -> list[str]:
+    from unlearnbench.methods import get_method
+
+    return [n for n in list_methods() if not n.startswith("_") and get_method(n).kind != "reference"]
+
+
+@pytest.fixture(scope="module")
+def registry_build(tmp_path_factory):
+    """One tiny study with one instance of every registered method at its smoke settings, artefact
+    methods included (GANs, inversions, noise, masks, attackers, update logs): built by the workflow,
+    so each unlearn job reads only its declared files (the sandbox refuses anything else)."""
+    from conftest import TINY_CONFIG, run_snakemake
+    from unlearnbench.methods import get_method
+
+    wd = tmp_path_factory.mktemp("registry")
+    cfg = copy.deepcopy(TINY_CONFIG)
+    cfg["methods"].update({f"c_{n}": {"method": n, **get_method(n).smoke} for n in _registered()})
+    cfg["studies"] = {"conformance": {"dataset": "tiny_digits", "model": "tiny_cnn", "training": "tiny",
+                                      "scenarios": ["class0"], "seeds": [0], "noise_floor": False,
+                                      "methods": ["original", "retrain"] + [f"c_{n}" for n in _registered()]}}
+    run_snakemake(wd, cfg, ["results/tables/conformance.csv"])
+    return wd
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize("name", _registered())
+def test_every_registered_method_runs_in_the_workflow_within_its_access(registry_build, name):
+    """Parametrised over the registry (as timm tests every registered model): the method's unlearn
+    job ran inside its declared access — its inputs are the original, the request card, exactly its
+    declared data views and its artefacts — and it changed the model's outputs on the forget set."""
+    import json
+
+    from unlearnbench.io import read_npz
+    from unlearnbench.methods import get_method
+
+    method = create_method({"method": name, **get_method(name).smoke})
+    run = registry_build / "results/runs/tiny_digits/tiny_cnn/tiny/s0/class0" / f"c_{name}"
+    info = json.loads((run / "unlearn.json").read_text())
+    access = method.access()
+    # a retain subset that asks for more than a class holds is labelled "retain (all)"
+    assert info["access"] == access.label or (access.retain == "subset" and "retain (all)" in info["access"]), \
+        (info["access"], access.label)
+    inputs = json.loads((run / "model.safetensors.prov.json").read_text())["inputs"]
+    data_inputs = sorted(p for p in inputs if "/data/" in p)
+    views = {f"{v}.npz" for v in access.views(0).values()}
+    assert {p.rsplit("/", 1)[-1] for p in data_inputs if "/access/" in p} == views, data_inputs
+    assert all("/access/" in p or p.endswith(".card.json") for p in data_inputs), data_inputs  # never the archive or split
+    assert len([p for p in inputs if "/artefacts/" in p and not p.endswith(".json")]) >= (1 if method.needs() else 0)
+    forget = json.loads((registry_build / "results/data/tiny_digits/forget/class0.json").read_text())["forget"]
+    after = read_npz(run / "outputs.npz")["logits"][forget]
+    before = read_npz(registry_build / "results/models/tiny_digits/tiny_cnn/tiny/s0/original.outputs.npz")["logits"][forget]
+    assert not np.allclose(after, before), f"{name} left the forget outputs unchanged"
