@@ -19,6 +19,7 @@ import numpy as np
 
 from .errors import UserError
 from .infra.lazy import F, torch
+from .io import read_json, read_npz
 
 # Classes per source, known before any data is read (used to check forget classes in the config).
 NUM_CLASSES = {"digits": 10, "mnist": 10, "fashionmnist": 10, "cifar10": 10, "cifar100": 100, "svhn": 10}
@@ -200,7 +201,6 @@ ARCHIVE_KEYS = ("x", "y", "is_test", "mean", "std", "class_names")
 
 def read_archive(path) -> dict[str, np.ndarray]:
     """The canonical dataset archive, checked: keys, dtypes and matching lengths."""
-    from .io import read_npz
 
     d = read_npz(path)
     fix = "delete it and rerun rule prepare_dataset"
@@ -282,7 +282,6 @@ class RequestData:
     @classmethod
     def load(cls, data_path, split_path, request_path) -> "RequestData":
         """Load and check the three files (one UserError line naming the bad file on any problem)."""
-        from .io import read_json
 
         data = read_archive(data_path)
         split = read_json(split_path)
@@ -373,7 +372,6 @@ def view_indices(view: str, rd: RequestData) -> np.ndarray:
 
 def load_view(path: str) -> tuple[Any, Any, bool]:
     """(x float [0,1], y int64, covers_all) of a data view file."""
-    from .io import read_npz
 
     v = read_npz(path)
     missing = {"x", "y", "covers_all"} - set(v)

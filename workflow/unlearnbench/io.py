@@ -12,11 +12,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Iterator
 
-import matplotlib.pyplot as plt
 import numpy as np
-import torch
-from safetensors import safe_open
-from safetensors.torch import save_file
 
 from . import __version__
 from .errors import UserError
@@ -75,7 +71,6 @@ def read_json(path: str | os.PathLike) -> Any:
 
 def write_npz(path: str | os.PathLike, **arrays: np.ndarray) -> None:
     """A compressed .npz whose bytes depend only on the arrays (fixed member timestamps and order)."""
-
     with atomic_path(path) as tmp:
         with zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_DEFLATED) as zf:
             for name in arrays:
@@ -99,7 +94,6 @@ def write_csv(path: str | os.PathLike, frame: Any) -> None:
 
 def write_csv_rows(path: str | os.PathLike, rows: list[dict]) -> None:
     """A list of dicts as CSV, columns in first-seen order."""
-
     with atomic_path(path) as tmp:
         with open(tmp, "w", newline="") as fh:
             keys = list(dict.fromkeys(k for r in rows for k in r))
@@ -110,6 +104,7 @@ def write_csv_rows(path: str | os.PathLike, rows: list[dict]) -> None:
 
 def write_figure(path: str | os.PathLike, fig: Any, dpi: int = 120) -> None:
     """Save a matplotlib figure as PNG (no timestamp in the file) and close it."""
+    import matplotlib.pyplot as plt
 
     with atomic_path(path) as tmp:
         fig.savefig(tmp, dpi=dpi, format="png", metadata={"Software": None})
@@ -130,6 +125,8 @@ def read_npz(path: str | os.PathLike) -> dict[str, np.ndarray]:
 
 def save_checkpoint(path: str | os.PathLike, state_dict: dict, meta: dict[str, Any]) -> None:
     """Write tensors as safetensors with JSON metadata (arch, kwargs, seed, config hash, versions)."""
+    import torch
+    from safetensors.torch import save_file
 
     tensors = {k: v.detach().to("cpu").contiguous().clone() for k, v in state_dict.items()}
     # One metadata entry: safetensors writes several in hash-map order, which changes between runs.
@@ -143,6 +140,7 @@ def save_checkpoint(path: str | os.PathLike, state_dict: dict, meta: dict[str, A
 def load_checkpoint(path: str | os.PathLike, numpy: bool = False) -> tuple[dict, dict[str, Any]]:
     """Load a checkpoint written by `save_checkpoint` (torch tensors, or NumPy arrays with
     numpy=True, which needs no torch). No code is executed while loading."""
+    from safetensors import safe_open
 
     if numpy:
         from safetensors.numpy import load_file

@@ -46,6 +46,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import UserError
+from .io import read_json, write_json, write_text
 from .methods import coerce, create_method, get_method
 from .runtime import machine
 from .studies import study_setups
@@ -326,7 +327,6 @@ def choose(trials: list[dict[str, Any]], tol: float, prefer: dict[str, Any]) -> 
 def run_tune(name: str, runs: list[dict[str, Any]], metric_files: list[str], out_json: str,
              fingerprint: str = "", prefer: dict[str, dict] | None = None, numerics: str = "portable") -> None:
     """`runs` as tuning_runs lists them: per seed its retrain, then that seed's trials."""
-    from .io import read_json, write_json
 
     records = []
     for r, f in zip(runs, metric_files):
@@ -394,8 +394,6 @@ def write_lock(path: str | os.PathLike, records: dict[str, dict[str, Any]]) -> N
     """Merge `records` into the lock file `path` (entries sorted; other entries kept)."""
     import yaml
 
-    from .io import write_text
-
     data = {**read_lock(path), **records}
     head = ("# Hyperparameter lock: the values rule tune chose for each tuning entry of the config file beside\n"
             "# it. Tables are built from these values. Generated: python3.11 bootstrap.py retune ENTRY --write\n")
@@ -409,7 +407,6 @@ def retune(entries: list[str], write: bool, configfiles: list[str], snakemake_ar
     new values in the lock files. Exit 1 when a value differs and was not written."""
 
     from .infra.provenance import REPO
-    from .io import read_json
 
     files = [str(REPO / "config.yaml"), *sorted(str(p) for p in (REPO / "workflow" / "papers").glob("*/study.yaml")),
              *configfiles]

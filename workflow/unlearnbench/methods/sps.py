@@ -35,6 +35,7 @@ from __future__ import annotations
 from ..errors import UserError
 from ..infra.lazy import torch
 from ..parts.inversion import INVERSION_DEFAULTS, INVERSION_KEYS
+from ..runtime import generator
 from ._base import Access, UnlearnData, UnlearningMethod, between, ge, get_method, one_of, register_method
 from .uisps import UISPS, importance_view
 from .uisps.suppression import (IMPORTANCE_KEYS, NORM_SCOPES, load_importance, mask_summary, restrict_updates,
@@ -185,8 +186,6 @@ class PartialRetain(_Wrapper):
         acc = self.base.access()
         sets = {role: getattr(data, role) for role in _roles(acc)}
         if acc.retain == "subset" and acc.per_class is not None:  # at most k per class, seeded
-            from ..runtime import generator
-
             x, y = sets["retain"]
             gen = generator(ctx.seed)
             keep = []

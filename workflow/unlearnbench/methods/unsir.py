@@ -25,6 +25,7 @@ from __future__ import annotations
 
 from ..errors import UserError
 from ..infra.lazy import F, torch
+from ..io import load_checkpoint, save_checkpoint, write_json
 from ..runtime import Job, generator, iterate_batches
 from ..training import make_optimizer, set_bn_train
 from ._base import Access, UnlearningMethod, ge, pattern, register_method
@@ -76,7 +77,6 @@ def learn_noise(model: torch.nn.Module, cls: int, num_classes: int, batch: int, 
 
 def run_make_noise(job: Job, original: str, cls: int, settings: dict) -> None:
     """Rule make_noise: learn and save the noise of one class for one original model."""
-    from ..io import save_checkpoint, write_json
     from ..models.checkpoint import load_model
 
     dev = job.start()
@@ -96,7 +96,6 @@ def run_make_noise(job: Job, original: str, cls: int, settings: dict) -> None:
 
 def load_noise(paths: list[str]) -> dict[int, torch.Tensor]:
     """The per-class noise files of rule make_noise: {class: pixel noise}."""
-    from ..io import load_checkpoint
 
     noise = {}
     for path in paths:

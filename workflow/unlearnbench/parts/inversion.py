@@ -38,6 +38,7 @@ import numpy as np
 
 from ..errors import UserError
 from ..infra.lazy import F, nn, torch
+from ..io import atomic_path, read_npz, write_json, write_npz
 from ..runtime import Job
 from ..training import make_optimizer
 
@@ -220,8 +221,6 @@ def save_grid(x: torch.Tensor, path: str, title: str = "", ncol: int = 8) -> Non
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
-    from ..io import atomic_path
-
     x = x.detach().cpu().clamp(0, 1).numpy()
     n = len(x)
     ncol = max(1, min(ncol, n))
@@ -247,7 +246,6 @@ def run_invert_class(job: Job, original_ckpt: str, cls: int, settings: dict) -> 
     """Rule make_inversion: synthesise the replacement samples of one forgotten class from the original
     checkpoint alone (no data). Writes x (float32 [0,1]) / y / cls (.npz), an image grid (.png),
     a deterministic info JSON and the timing sidecar."""
-    from ..io import write_json, write_npz
     from ..models.checkpoint import load_model
 
     dev = job.start()
@@ -270,7 +268,6 @@ def run_invert_class(job: Job, original_ckpt: str, cls: int, settings: dict) -> 
 def load_inversion(paths: list[str] | str, shape: tuple[int, ...] | None = None) -> dict[int, torch.Tensor]:
     """The per-class files of rule make_inversion: {class: x [n, C, H, W] in [0,1]}. A corrupt or
     foreign file raises one UserError line naming it."""
-    from ..io import read_npz
 
     paths = [paths] if isinstance(paths, str) else list(paths)
     out: dict[int, torch.Tensor] = {}

@@ -23,6 +23,7 @@ import copy
 from ...data import load_view
 from ...errors import UserError
 from ...infra.lazy import F, torch
+from ...io import write_json
 from ...parts.energy import ENERGY_VARIANTS, energy_loss
 from ...runtime import Job, generator, iterate_batches
 from ...training import make_optimizer, set_bn_train
@@ -188,7 +189,6 @@ class CLUE(UnlearningMethod):
 
 def run_make_mask(job: Job, original: str, forget: str, settings: dict) -> None:
     """Rule make_mask: the first epoch's mask (Eq. 6) from the original model on the forget set."""
-    from ...io import write_json
     from ...models.checkpoint import load_model
 
     dev = job.start()

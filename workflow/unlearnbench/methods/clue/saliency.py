@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from ...errors import UserError
 from ...infra.lazy import F, nn, torch
+from ...io import load_checkpoint, save_checkpoint
 
 MASK_MODES = ("absolute", "top_global", "top_layer")
 MASK_REDUCE = ("mean", "or")
@@ -113,13 +114,11 @@ def masked_step(opt: torch.optim.Optimizer, model: nn.Module, masks: dict[str, t
 
 
 def save_mask(path: str, masks: dict[str, torch.Tensor], meta: dict) -> None:
-    from ...io import save_checkpoint
 
     save_checkpoint(path, {n: m.to(torch.uint8) for n, m in masks.items()}, {"kind": "mask", **meta})
 
 
 def load_mask(path: str) -> tuple[dict[str, torch.Tensor], dict]:
-    from ...io import load_checkpoint
 
     tensors, meta = load_checkpoint(path)
     if meta.get("kind") != "mask":

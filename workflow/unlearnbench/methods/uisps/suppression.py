@@ -32,6 +32,7 @@ import numpy as np
 from ...data import to_float
 from ...errors import UserError
 from ...infra.lazy import F, nn, torch
+from ...io import load_checkpoint, read_npz, save_checkpoint, write_json
 from ...parts.inversion import load_inversion
 from ...runtime import Job
 
@@ -196,7 +197,6 @@ def run_importance(job: Job, original_ckpt: str, synthetic_npz_paths: list[str],
     with x uint8 [N,C,H,W] and y; the workflow materialises `uisps.importance_view(fraction, seed)`), both
     saved raw (safetensors keys "forget/<param>" and "retain/<param>") with a deterministic info JSON
     (sizes and the frozen fraction a few alphas would give) and the timing sidecar."""
-    from ...io import read_npz, save_checkpoint, write_json
     from ...models.checkpoint import load_model
 
     dev = job.start()
@@ -234,7 +234,6 @@ def run_importance(job: Job, original_ckpt: str, synthetic_npz_paths: list[str],
 def load_importance(path: str, model: nn.Module | None = None) -> tuple[dict, dict, dict]:
     """(forget importance, retain importance, meta) from rule make_importance's file; checked
     against `model`'s parameter names and shapes when given. One UserError line otherwise."""
-    from ...io import load_checkpoint
 
     tensors, meta = load_checkpoint(path)
     fix = "delete it and rerun the make_importance rule"

@@ -15,6 +15,8 @@ import importlib
 import pkgutil
 from typing import Any
 
+from ...io import write_csv, write_figure
+from ...errors import UserError
 from ...runtime import Job
 
 
@@ -24,8 +26,6 @@ def list_kinds() -> list[str]:
 
 def _module(kind: str):
     if kind not in list_kinds():
-        from ...errors import UserError
-
         raise UserError(f"unknown figure kind {kind!r}; available: {', '.join(list_kinds())}")
     return importlib.import_module(f"{__name__}.{kind}")
 
@@ -46,7 +46,6 @@ def pyplot():
 
 def run_report_figure(job: Job, spec: dict[str, Any], runs: list[dict], tables: list[str]) -> None:
     """Rule report_figure: draw one configured figure and write its data next to it."""
-    from ...io import write_csv, write_figure
 
     fig, frame = _module(spec["kind"]).draw(runs, tables, dict(spec.get("options", {})), job.device, job.threads)
     if spec.get("title"):

@@ -12,6 +12,7 @@ Data (CSV): method, forget_class, class, mean accuracy, std over seeds, n.
 from __future__ import annotations
 
 from ...errors import UserError
+from ...io import read_json, read_npz
 from . import pyplot
 
 READS = ("outputs", "data", "split", "request")
@@ -27,8 +28,6 @@ def _per_class_test_accuracy(logits, y, test_idx, num_classes):
 def draw(runs, tables, options, device, threads):
     import numpy as np
     import pandas as pd
-
-    from ...io import read_json, read_npz
 
     cache: dict[str, object] = {}
 

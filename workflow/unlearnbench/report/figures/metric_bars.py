@@ -14,6 +14,7 @@ from __future__ import annotations
 import math
 
 from ...errors import UserError
+from ...io import read_json
 from . import pyplot
 
 READS = ("metrics",)
@@ -29,8 +30,6 @@ def summarise(runs: list[dict], metrics: list[str]):
     number of seeds whose attack is at chance."""
     import numpy as np
     import pandas as pd
-
-    from ...io import read_json
 
     rows = []
     for r in runs:

@@ -4,6 +4,7 @@ UISPS Figs 4-5)."""
 
 from __future__ import annotations
 
+from ...io import read_json
 from . import pyplot
 
 READS = ("metrics",)
@@ -12,7 +13,6 @@ READS = ("metrics",)
 def draw(runs, tables, options, device, threads):
     import pandas as pd
 
-    from ...io import read_json
     from ._panels import panels, title
 
     rows = []

@@ -14,6 +14,7 @@ from __future__ import annotations
 import os
 
 from ...errors import UserError
+from ...io import read_json
 from . import pyplot
 
 READS = ("checkpoint",)
@@ -23,7 +24,6 @@ def draw(runs, tables, options, device, threads):
     import numpy as np
     import pandas as pd
 
-    from ...io import read_json
     from ...parts.synthetic import class_grid, load_synthetic
 
     per_row = int(options.get("per_class", 10))

@@ -5,6 +5,7 @@ before, after (method instances), max_samples (1000), seed (0)."""
 from __future__ import annotations
 
 from ...data import to_float
+from ...io import read_json, read_npz
 from ...runtime import resolve_device, seed_everything
 from . import pyplot
 
@@ -17,7 +18,6 @@ def draw(runs, tables, options, device, threads):
     import torch
     from sklearn.manifold import TSNE
 
-    from ...io import read_json, read_npz
     from ...models.checkpoint import load_model
     from ._panels import by_method, features_and_logits
 
