@@ -13,8 +13,22 @@ import torch
 from unlearnbench.data import RequestData, make_forget_request, make_split, prepare_dataset, to_float, view_indices
 from unlearnbench.methods import Context, create_method
 from unlearnbench.models import build_model
-from unlearnbench.runtime import predict_logits, seed_everything
+from unlearnbench.runtime import Job, predict_logits, seed_everything
 from unlearnbench.training import train
+
+
+def stage_job(seed: int = 0, **out) -> Job:
+    """The job context a rule script passes to a stage function (CPU, one thread; outputs by name)."""
+    return Job(seed=seed, device="cpu", threads=1, out={k: str(v) for k, v in out.items()})
+
+
+def unlearn_data(access, rd: RequestData, seed: int):
+    """The `UnlearnData` an access declares, built in memory from a RequestData (the workflow builds
+    the same sets from rule data_view's files)."""
+    from unlearnbench.methods import UnlearnData
+
+    sets = {role: rd.tensors(view_indices(view, rd)) for role, view in access.views(seed).items()}
+    return UnlearnData(access, rd.num_classes, rd.forget_classes, rd.request["type"], sets=sets)
 
 
 @dataclass
@@ -47,13 +61,7 @@ class Setup:
         return self.rd.test_retain
 
     def data_for(self, method, seed: int = 0):
-        """The `UnlearnData` a method's access declares, built in memory (the workflow builds the same
-        sets from rule data_view's files)."""
-        from unlearnbench.methods import UnlearnData
-
-        access, rd = method.access(), self.rd
-        sets = {role: rd.tensors(view_indices(view, rd)) for role, view in access.views(seed).items()}
-        return UnlearnData(access, rd.num_classes, rd.forget_classes, rd.request["type"], sets=sets)
+        return unlearn_data(method.access(), self.rd, seed)
 
     def context(self, seed: int = 0, artefacts: dict | None = None) -> Context:
         original = copy.deepcopy(self.model).eval()

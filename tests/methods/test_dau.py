@@ -13,7 +13,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from helpers import make_setup
+from helpers import make_setup, stage_job
 from unlearnbench.errors import AccessError, UserError
 from unlearnbench.io import read_json, save_checkpoint, write_npz
 from unlearnbench.methods import Access, UnlearnData, create_method
@@ -120,7 +120,7 @@ def write_inputs(root, model, data, idx_forget, idx_val, width):
 
 def pretrain(root, files, hp, seed=0):
     outs = [str(root / n) for n in ("attacker.safetensors", "attacker.json", "attacker.time.json")]
-    run_pretrain_attacker(*files, hp, seed, "cpu", 1, *outs)
+    run_pretrain_attacker(stage_job(seed, attacker=outs[0], info=outs[1], time=outs[2]), *files, hp)
     return outs[0], read_json(outs[1]), read_json(outs[2])
 
 

@@ -10,7 +10,7 @@ import pytest
 import torch
 from torch import nn
 
-from helpers import make_setup
+from helpers import make_setup, stage_job
 from unlearnbench.errors import UserError
 from unlearnbench.io import read_json, read_npz, save_checkpoint, write_npz
 from unlearnbench.parts.inversion import (INVERSION_DEFAULTS, batch_statistics, bn_statistics_loss, entropy,
@@ -122,7 +122,7 @@ def test_stage_files_are_deterministic_and_loadable(digits, tmp_path):
     for run in ("a", "b"):
         d = tmp_path / run
         files = [str(d / n) for n in ("inv.npz", "inv.json", "inv.time.json", "inv.png")]
-        run_invert_class(ckpt, 2, {**SETTINGS, "inv_iters": 50}, 0, "cpu", 1, *files)
+        run_invert_class(stage_job(0, **dict(zip(("samples", "info", "time", "grid"), files))), ckpt, 2, {**SETTINGS, "inv_iters": 50})
         outs.append(files)
     for i in (0, 1, 3):  # npz, info and figure are byte-identical; the timing sidecar is not compared
         assert open(outs[0][i], "rb").read() == open(outs[1][i], "rb").read(), outs[0][i]

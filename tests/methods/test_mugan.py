@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import torch
 
-from helpers import Setup, make_setup
+from helpers import Setup, make_setup, stage_job
 from unlearnbench.data import RequestData, make_forget_request
 from unlearnbench.errors import AccessError, UserError
 from unlearnbench.io import read_json, read_npz, save_checkpoint, write_json, write_npz
@@ -52,13 +52,12 @@ def gans(files):
     paths = []
     for c in range(10):
         p = files / f"gan{c}.safetensors"
-        run_train_gan(str(files / "data.npz"), str(files / "split.json"), c, settings, 0, "cpu", 1,
-                      str(p), str(files / f"gan{c}.json"), str(files / f"gan{c}.time.json"))
+        run_train_gan(stage_job(0, generator=p, info=files / f"gan{c}.json", time=files / f"gan{c}.time.json"),
+                      str(files / "data.npz"), str(files / "split.json"), c, settings)
         paths.append(str(p))
     out = files / "synthetic_gan.npz"
-    run_make_synthetic(str(files / "original.safetensors"), paths[::-1], "gan", settings, 0, "cpu", 1,
-                       str(out), str(files / "synthetic_gan.json"), str(files / "synthetic_gan.time.json"),
-                       str(files / "synthetic_gan.png"))
+    run_make_synthetic(stage_job(0, synthetic=out, info=files / "synthetic_gan.json", time=files / "synthetic_gan.time.json",
+                                 grid=files / "synthetic_gan.png"), str(files / "original.safetensors"), paths[::-1], "gan", settings)
     return paths, str(out)
 
 
@@ -68,13 +67,13 @@ def inversion(files):
     paths = []
     for m in range(settings["inv_members"]):
         p = files / f"inv{m}.safetensors"
-        run_train_inversion(str(files / "original.safetensors"), settings, 0, m, "cpu", 1,
-                            str(p), str(files / f"inv{m}.json"), str(files / f"inv{m}.time.json"))
+        run_train_inversion(stage_job(0, generator=p, info=files / f"inv{m}.json", time=files / f"inv{m}.time.json"),
+                            str(files / "original.safetensors"), settings, m)
         paths.append(str(p))
     out = files / "synthetic_inversion.npz"
-    run_make_synthetic(str(files / "original.safetensors"), paths, "inversion", settings, 0, "cpu", 1,
-                       str(out), str(files / "synthetic_inversion.json"), str(files / "synthetic_inversion.time.json"),
-                       str(files / "synthetic_inversion.png"))
+    run_make_synthetic(stage_job(0, synthetic=out, info=files / "synthetic_inversion.json",
+                                 time=files / "synthetic_inversion.time.json", grid=files / "synthetic_inversion.png"),
+                       str(files / "original.safetensors"), paths, "inversion", settings)
     return paths, str(out)
 
 
@@ -116,8 +115,8 @@ def test_synthetic_gan_set_is_filtered_complete_and_deterministic(setup, files, 
     assert (files / "synthetic_gan.png").read_bytes()[:4] == b"\x89PNG"
     settings = create_method({"method": "mugan", **GAN_HP}).artefact_settings("synthetic_gan")
     again = files / "again.npz"
-    run_make_synthetic(str(files / "original.safetensors"), paths, "gan", settings, 0, "cpu", 1, str(again),
-                       str(files / "again.json"), str(files / "again.time.json"), str(files / "again.png"))
+    run_make_synthetic(stage_job(0, synthetic=again, info=files / "again.json", time=files / "again.time.json",
+                                 grid=files / "again.png"), str(files / "original.safetensors"), paths, "gan", settings)
     assert again.read_bytes() == open(out, "rb").read()
     assert read_json(files / "again.json") == info
 
@@ -231,8 +230,8 @@ def test_corrupt_generator_file_is_one_line_error(files, gans):
     for gen_paths, kind in (([str(bad)] + paths[1:], "gan"), (paths[:9], "gan"), (paths[:1] + paths[:9], "gan"),
                             ([original], "gan"), (paths[:2], "inversion")):
         with pytest.raises(UserError) as e:
-            run_make_synthetic(original, gen_paths, kind, settings, 0, "cpu", 1, str(files / "x.npz"),
-                               str(files / "x.json"), str(files / "x.time.json"), str(files / "x.png"))
+            run_make_synthetic(stage_job(0, synthetic=files / "x.npz", info=files / "x.json", time=files / "x.time.json",
+                                         grid=files / "x.png"), original, gen_paths, kind, settings)
         assert "\n" not in str(e.value), str(e.value)
 
 

@@ -20,7 +20,8 @@ import copy
 import pytest
 import torch
 
-from unlearnbench.data import RequestData, make_split, prepare_dataset, to_float, unlearn_data
+from helpers import stage_job, unlearn_data
+from unlearnbench.data import RequestData, make_split, prepare_dataset, to_float
 from unlearnbench.io import write_json, write_npz
 from unlearnbench.methods import Context, create_method, get_method, list_methods
 from unlearnbench.models.checkpoint import load_model, model_meta, new_model, save_model
@@ -82,12 +83,13 @@ class World:
         save_model(self.dense, dense, model_meta(d, SPEC, kind="original", seed=0))
         self.original = str(root / "original.safetensors")
         self.mask_file = str(root / "original.mask.safetensors")
-        run_prune_original(self.data, self.split, self.dense, DATASET, SPEC, RECIPE,
-                           {"sparsity": SPARSITY, "rewind_epoch": 2}, 0, "cpu", 1, self.original, self.mask_file,
-                           str(root / "original.json"), str(root / "original.time.json"))
+        run_prune_original(stage_job(0, ckpt=self.original, mask=self.mask_file, info=root / "original.json",
+                                     time=root / "original.time.json"),
+                           self.data, self.split, self.dense, DATASET, SPEC, RECIPE, {"sparsity": SPARSITY, "rewind_epoch": 2})
         self.mask = load_mask(self.mask_file)[0]
         self.request, card = str(root / "request.json"), str(root / "card.json")
-        run_make_forget_request(self.data, self.split, {"type": "class", "classes": [FORGET_CLASS]}, self.request, card)
+        run_make_forget_request(stage_job(request=self.request, card=card), self.data, self.split,
+                                {"type": "class", "classes": [FORGET_CLASS]})
         self.rd = RequestData.load(self.data, self.split, self.request)
         self.arrays, self.x, self.y, self.train_idx = d, x, y, tr
         self._cache: dict = {}
@@ -96,7 +98,7 @@ class World:
         path = self.root / "access" / f"{name}.npz"
         if not path.exists():
             path.parent.mkdir(exist_ok=True)
-            run_data_view(self.data, self.split, self.request, name, str(path))
+            run_data_view(stage_job(view=path), self.data, self.split, self.request, name)
         return str(path)
 
     def sparse_model(self):
@@ -129,7 +131,7 @@ class World:
         paths = []
         for c in self.rd.forget_classes:
             files = self._outs(out, f"class{c}", ".safetensors", ".json", ".time.json")
-            run_make_noise(self.original, c, s, 0, "cpu", 1, *files)
+            run_make_noise(stage_job(0, **dict(zip(("noise", "info", "time"), files))), self.original, c, s)
             paths.append(files[0])
         return paths
 
@@ -137,14 +139,14 @@ class World:
         from unlearnbench.methods.clue import run_make_mask
 
         files = self._outs(out, "mask", ".safetensors", ".json", ".time.json")
-        run_make_mask(self.original, self.view("forget"), s, 0, "cpu", 1, *files)
+        run_make_mask(stage_job(0, **dict(zip(("mask", "info", "time"), files))), self.original, self.view("forget"), s)
         return files[0]
 
     def make_attacker(self, m, s, out):
         from unlearnbench.methods.dau.attacker import run_pretrain_attacker
 
         files = self._outs(out, "attacker", ".safetensors", ".json", ".time.json")
-        run_pretrain_attacker(self.original, self.view("forget"), self.view("val"), s, 0, "cpu", 1, *files)
+        run_pretrain_attacker(stage_job(0, **dict(zip(("attacker", "info", "time"), files))), self.original, self.view("forget"), self.view("val"), s)
         return files[0]
 
     def make_update_log(self, m, s, out):
@@ -172,7 +174,7 @@ class World:
         paths = []
         for c in range(10):
             files = self._outs(out, f"class{c}", ".safetensors", ".json", ".time.json")
-            run_train_gan(self.data, self.split, c, s, 0, "cpu", 1, *files)
+            run_train_gan(stage_job(0, **dict(zip(("generator", "info", "time"), files))), self.data, self.split, c, s)
             paths.append(files[0])
         return paths
 
@@ -180,7 +182,7 @@ class World:
         from unlearnbench.parts.synthetic import run_make_synthetic
 
         files = self._outs(out, "synthetic", ".npz", ".json", ".time.json", ".png")
-        run_make_synthetic(self.original, self.artefact(m, "gan"), "gan", s, 0, "cpu", 1, *files)
+        run_make_synthetic(stage_job(0, **dict(zip(("synthetic", "info", "time", "grid"), files))), self.original, self.artefact(m, "gan"), "gan", s)
         return files[0]
 
     def make_kegnet(self, m, s, out):
@@ -189,7 +191,7 @@ class World:
         paths = []
         for i in range(int(m.hp["inv_members"])):
             files = self._outs(out, f"member{i}", ".safetensors", ".json", ".time.json")
-            run_train_inversion(self.original, s, 0, i, "cpu", 1, *files)
+            run_train_inversion(stage_job(0, **dict(zip(("generator", "info", "time"), files))), self.original, s, i)
             paths.append(files[0])
         return paths
 
@@ -197,7 +199,7 @@ class World:
         from unlearnbench.parts.synthetic import run_make_synthetic
 
         files = self._outs(out, "synthetic", ".npz", ".json", ".time.json", ".png")
-        run_make_synthetic(self.original, self.artefact(m, "kegnet"), "inversion", s, 0, "cpu", 1, *files)
+        run_make_synthetic(stage_job(0, **dict(zip(("synthetic", "info", "time", "grid"), files))), self.original, self.artefact(m, "kegnet"), "inversion", s)
         return files[0]
 
     def make_inversion(self, m, s, out):
@@ -206,7 +208,7 @@ class World:
         paths = []
         for c in self.rd.forget_classes:
             files = self._outs(out, f"class{c}", ".npz", ".json", ".time.json", ".png")
-            run_invert_class(self.original, c, s, 0, "cpu", 1, *files)
+            run_invert_class(stage_job(0, **dict(zip(("samples", "info", "time", "grid"), files))), self.original, c, s)
             paths.append(files[0])
         return paths
 
@@ -216,7 +218,8 @@ class World:
 
         files = self._outs(out, "importance", ".safetensors", ".json", ".time.json")
         view = self.view(importance_view(s["fisher_retain_fraction"], 0))
-        run_importance(self.original, self.artefact(m, "inversion"), view, s, 0, "cpu", 1, *files)
+        run_importance(stage_job(0, **dict(zip(("importance", "info", "time"), files))), self.original,
+                       self.artefact(m, "inversion"), view, s)
         return files[0]
 
     def model_for(self, method):

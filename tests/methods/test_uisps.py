@@ -8,7 +8,7 @@ import copy
 import pytest
 import torch
 
-from helpers import make_setup
+from helpers import make_setup, stage_job
 from unlearnbench.data import view_indices
 from unlearnbench.errors import AccessError, UserError
 from unlearnbench.io import load_checkpoint, read_json, save_checkpoint, write_npz
@@ -89,16 +89,16 @@ def world(tmp_path_factory):
     save_checkpoint(ckpt, S.model.state_dict(), meta)
     m = create_method({"method": "uisps", "inv_iters": 300})  # converged on 8 px digits (test_inversion)
     inv = str(tmp / "inv0.npz")
-    run_invert_class(ckpt, 0, m.artefact_settings("inversion"), 0, "cpu", 1, inv, str(tmp / "inv0.json"),
-                     str(tmp / "inv0.time.json"), str(tmp / "inv0.png"))
+    run_invert_class(stage_job(0, samples=inv, info=tmp / "inv0.json", time=tmp / "inv0.time.json", grid=tmp / "inv0.png"),
+                     ckpt, 0, m.artefact_settings("inversion"))
     view = m.importance_view(0)
     assert view == "retain-p0.1-s0"
     idx = view_indices(view, S.rd)
     write_npz(tmp / "view.npz", x=S.rd.data["x"][idx], y=S.rd.y[idx])
     imp = [str(tmp / f"imp{i}.safetensors") for i in (1, 2)]
     for i, path in enumerate(imp):
-        run_importance(ckpt, [inv], str(tmp / "view.npz"), m.artefact_settings("importance"), 0, "cpu", 1,
-                       path, str(tmp / f"imp{i}.json"), str(tmp / f"imp{i}.time.json"))
+        run_importance(stage_job(0, importance=path, info=tmp / f"imp{i}.json", time=tmp / f"imp{i}.time.json"),
+                       ckpt, [inv], str(tmp / "view.npz"), m.artefact_settings("importance"))
     return S, tmp, ckpt, {"inversion": [inv], "importance": imp[0]}, imp
 
 

@@ -10,7 +10,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from helpers import build_unlearn_data
+from helpers import build_unlearn_data, stage_job
 from unlearnbench.data import prepare_dataset, to_float
 from unlearnbench.errors import AccessError, UserError
 from unlearnbench.io import save_checkpoint
@@ -58,8 +58,8 @@ def write_noise(tmp_path, model, classes, hp, seed=0):
     files = []
     for c in classes:
         out = d / f"class{c}.safetensors"
-        run_make_noise(str(ckpt), c, settings, seed, "cpu", 1, str(out), str(d / f"class{c}.json"),
-                       str(d / f"class{c}.time.json"))
+        run_make_noise(stage_job(seed, noise=out, info=d / f"class{c}.json", time=d / f"class{c}.time.json"),
+                       str(ckpt), c, settings)
         files.append(str(out))
     return files
 
