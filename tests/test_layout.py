@@ -214,3 +214,24 @@ def test_rule_files_share_only_what_common_smk_defines():
             if other != f and other.name != "common.smk":
                 leaks += [f"{f.name} uses {n} from {other.name}" for n in sorted(used & names - common - defined[f])]
     assert not leaks, leaks
+
+
+def test_a_name_defined_by_two_paper_folders_is_refused(tmp_path):
+    """Every paper folder (and config.yaml) is its own namespace: a second definition of a method,
+    study, figure or tuning entry stops the build with one line naming both files."""
+    from types import SimpleNamespace
+
+    from unlearnbench.config import load_config_files
+
+    a, b = tmp_path / "a" / "study.yaml", tmp_path / "b" / "study.yaml"
+    for f, lr in ((a, 0.1), (b, 0.2)):
+        f.parent.mkdir()
+        f.write_text(f"methods:\n  ft_{f.parent.name}: {{method: finetune}}\n  finetune: {{method: finetune, lr: {lr}}}\n")
+    wf = SimpleNamespace(configfiles=[], config_settings=SimpleNamespace(overwrite_config={}, configfiles=[]))
+    with pytest.raises(SystemExit) as e:
+        load_config_files(wf, {}, [str(a), str(b)])
+    assert str(e.value) == f"config error: methods.finetune is defined by both {a} and {b}; rename it in one of them"
+    b.write_text("methods:\n  ft_b: {method: finetune}\n")
+    config = {}
+    assert load_config_files(wf, config, [str(a), str(b)]) == [str(a), str(b)]
+    assert set(config["methods"]) == {"ft_a", "finetune", "ft_b"}
