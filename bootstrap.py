@@ -88,9 +88,9 @@ def run(cmd: list[str]) -> int:
 
 def snakemake(args: list[str]) -> int:
     """Snakemake on `args`; a call of targets alone whose last successful build is unchanged answers
-    at once (workflow/unlearnbench/uptodate.py: the fingerprint of every file it could depend on)."""
+    at once (workflow/unlearnbench/infra/uptodate.py: the fingerprint of every file it could depend on)."""
     sys.path.insert(0, str(ROOT / "workflow"))
-    from unlearnbench import uptodate  # standard library only
+    from unlearnbench.infra import uptodate  # standard library only
 
     site = next(iter(sorted(VENV.glob("lib/python*/site-packages"))), None)
     site = str(site) if site else None

@@ -94,7 +94,7 @@ def bench(name: str, targets: list[str], cores: int, out: Path, change: bool, mo
     subprocess.run([SNAKEMAKE, "--version"], capture_output=True)
     startup = time.perf_counter() - t0
     # the README's command: bootstrap.py run records the build's fingerprint, the same call again answers
-    # from it without Snakemake (workflow/unlearnbench/uptodate.py)
+    # from it without Snakemake (workflow/unlearnbench/infra/uptodate.py)
     noop_boot = None
     if mode == "portable":  # the config's default: bootstrap.py's fast path takes no --config
         boot = [shutil.which("python3.11") or sys.executable, str(REPO / "bootstrap.py"), "run", "--directory", str(work), *targets]

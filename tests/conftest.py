@@ -10,9 +10,9 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "workflow"))
-from unlearnbench import numerics  # noqa: E402  (standard library only)
+from unlearnbench.infra import numerics  # noqa: E402  (standard library only)
 
-# Every test, in-process or through Snakemake, runs the portable kernel paths (numerics.py): set before
+# Every test, in-process or through Snakemake, runs the portable kernel paths (infra/numerics.py): set before
 # torch or numpy is imported, so a test that judges a method's numbers gets the same bits on any CPU.
 numerics.export("portable", 1)
 

@@ -3,16 +3,32 @@
 from __future__ import annotations
 
 import copy
+import os
+from pathlib import Path
 from dataclasses import dataclass
 
 import numpy as np
 import torch
 
-from unlearnbench.data import RequestData, make_forget_request, make_split, prepare_dataset, to_float, unlearn_data
+from unlearnbench.data import RequestData, make_forget_request, make_split, prepare_dataset, to_float, view_indices
 from unlearnbench.methods import Context, create_method
 from unlearnbench.models import build_model
-from unlearnbench.runtime import predict_logits, seed_everything
+from unlearnbench.runtime import Job, predict_logits, seed_everything
 from unlearnbench.training import train
+
+
+def stage_job(seed: int = 0, **out) -> Job:
+    """The job context a rule script passes to a stage function (CPU, one thread; outputs by name)."""
+    return Job(seed=seed, device="cpu", threads=1, out={k: str(v) for k, v in out.items()})
+
+
+def unlearn_data(access, rd: RequestData, seed: int):
+    """The `UnlearnData` an access declares, built in memory from a RequestData (the workflow builds
+    the same sets from rule data_view's files)."""
+    from unlearnbench.methods import UnlearnData
+
+    sets = {role: rd.tensors(view_indices(view, rd)) for role, view in access.views(seed).items()}
+    return UnlearnData(access, rd.num_classes, rd.forget_classes, rd.request["type"], sets=sets)
 
 
 @dataclass
@@ -93,3 +109,11 @@ def build_unlearn_data(access, x, y, forget, retain, val, num_classes, forget_cl
         idx = torch.as_tensor(view_indices(view, rd), dtype=torch.long)
         sets[role] = (x[idx], y[idx])
     return UnlearnData(access, num_classes, forget_classes, request_type, sets=sets)
+
+
+def is_timing_file(path: str | os.PathLike) -> bool:
+    """Files that hold wall times, memory or provenance (when, where, by whom) or views rendered from
+    them: the only outputs that differ between two CPU runs of the same config and seed."""
+    name = Path(path).name
+    return (name.endswith((".time.json", ".cost.csv", ".md", ".tex", ".html", ".prov.json")) or name == "cost.json"
+            or Path(path).parent.name in ("logs", "benchmarks"))

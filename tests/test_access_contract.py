@@ -12,8 +12,9 @@ import sys
 import numpy as np
 import pytest
 
+from helpers import stage_job
 from unlearnbench.errors import AccessError
-from unlearnbench.methods import Access, UnlearningMethod, register_method
+from unlearnbench.methods import Access, UnlearningMethod, create_method, register_method
 from unlearnbench.pipeline import (run_data_view, run_make_forget_request, run_make_split, run_prepare_dataset,
                                    run_train_original, run_unlearn)
 
@@ -83,16 +84,16 @@ def job(tmp_path_factory):
     root = tmp_path_factory.mktemp("contract")
     r = root / "results"
     data, split, req, card = r / "data/data.npz", r / "data/split.json", r / "data/forget/class0.json", r / "data/forget/class0.card.json"
-    run_prepare_dataset(DATASET, "unused", False, str(data))
-    run_make_split(str(data), DATASET, str(split))
-    run_make_forget_request(str(data), str(split), {"type": "class", "classes": [0]}, str(req), str(card))
+    run_prepare_dataset(stage_job(data=data), DATASET, "unused", False)
+    run_make_split(stage_job(split=split), str(data), DATASET)
+    run_make_forget_request(stage_job(request=req, card=card), str(data), str(split), {"type": "class", "classes": [0]})
     for view in ("forget", "retain"):
-        run_data_view(str(data), str(split), str(req), view, str(r / f"data/access/{view}.npz"))
+        run_data_view(stage_job(view=r / f"data/access/{view}.npz"), str(data), str(split), str(req), view)
     ckpt = r / "models/original.safetensors"
-    run_train_original(data=str(data), split=str(split), dataset_spec=DATASET, model_spec={"arch": "smallcnn", "width": 4},
-                       recipe={"epochs": 1, "batch_size": 64}, seed=0, device="cpu", threads=1, out_ckpt=str(ckpt),
-                       out_log=str(r / "models/o.csv"), out_info=str(r / "models/o.json"),
-                       out_time=str(r / "models/o.time.json"), out_outputs=str(r / "models/o.outputs.npz"))
+    run_train_original(stage_job(0, ckpt=ckpt, log=r / "models/o.csv", info=r / "models/o.json",
+                                 time=r / "models/o.time.json", outputs=r / "models/o.outputs.npz"),
+                       data=str(data), split=str(split), dataset_spec=DATASET, model_spec={"arch": "smallcnn", "width": 4},
+                       recipe={"epochs": 1, "batch_size": 64})
     return root, r, data, split, req, card, ckpt
 
 
@@ -109,12 +110,12 @@ def test_a_rogue_method_cannot_reach_undeclared_data(job, monkeypatch):
             super().__init__(**kw)
             self.info.update(n_retain_expected=n_retain, paths=paths)
 
-    monkeypatch.setattr("unlearnbench.methods.Context", SpyContext)
+    monkeypatch.setattr("unlearnbench.pipeline.Context", SpyContext)  # the Context run_unlearn builds
     out = r / "runs/rogue"
-    run_unlearn(original=str(ckpt.relative_to(root)), card=str(card.relative_to(root)),
-                views={"forget": "results/data/access/forget.npz"}, artefacts={}, method_spec={"method": "_rogue"},
-                seed=0, device="cpu", threads=1, out_ckpt=str(out / "model.safetensors"),
-                out_info=str(out / "unlearn.json"), out_time=str(out / "model.time.json"), protected=["results"])
+    run_unlearn(stage_job(0, ckpt=out / "model.safetensors", info=out / "unlearn.json", time=out / "model.time.json"),
+                create_method({"method": "_rogue"}), {"method": "_rogue"}, original=str(ckpt.relative_to(root)),
+                card=str(card.relative_to(root)), views={"forget": "results/data/access/forget.npz"}, artefacts={},
+                protected=["results"])
     assert ROUTES["interface"] == "blocked"
     assert ROUTES["locals"] == [], ROUTES["locals"]
     assert set(ROUTES["files"].values()) == {"blocked"}, ROUTES["files"]
@@ -126,6 +127,6 @@ def test_a_rogue_method_cannot_reach_undeclared_data(job, monkeypatch):
 
 def test_subset_views_are_capped_or_labelled_all(job, monkeypatch):
     root, r, data, split, req, card, ckpt = job
-    run_data_view(str(data), str(split), str(req), "retain-k3-s0", str(r / "data/access/retain-k3-s0.npz"))
+    run_data_view(stage_job(view=r / "data/access/retain-k3-s0.npz"), str(data), str(split), str(req), "retain-k3-s0")
     v = np.load(r / "data/access/retain-k3-s0.npz")
     assert np.bincount(v["y"], minlength=10).tolist() == [0] + [3] * 9 and not v["covers_all"]

@@ -6,7 +6,7 @@ import json
 import pytest
 
 from conftest import REPO, TINY_CONFIG, run_snakemake
-from unlearnbench.audit import check_environment, conda_pins, lock_pins, requirement_pins, run_audit
+from unlearnbench.infra.audit import check_environment, conda_pins, lock_pins, requirement_pins, run_audit
 
 DRIVER_ONLY = {"snakemake", "snakemake-executor-plugin-slurm", "pytest", "pytest-xdist"}
 
@@ -66,6 +66,6 @@ def test_artefact_audit_names_an_edited_version_and_a_changed_input(tmp_path, ca
 
 
 def _audit(work):
-    from unlearnbench.audit import check_artefacts
+    from unlearnbench.infra.audit import check_artefacts
 
     return check_artefacts(work / "results")[0]

@@ -49,7 +49,7 @@ def golden_config() -> dict:
 
 
 def digests(work: Path) -> dict[str, str]:
-    from unlearnbench.io import is_timing_file
+    from helpers import is_timing_file
 
     out = {}
     for p in sorted((work / "results").rglob("*")):

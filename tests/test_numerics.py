@@ -1,4 +1,4 @@
-"""Numerics modes (unlearnbench/numerics.py): the portable kernel paths are in effect in every way a
+"""Numerics modes (unlearnbench/infra/numerics.py): the portable kernel paths are in effect in every way a
 job runs, the kernel-level probe gives the committed digests on this CPU, and the library keeps away
 from the operations whose float32 bits depend on the CPU even under the portable pins."""
 
@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from unlearnbench import numerics
+from unlearnbench.infra import numerics
 from unlearnbench.errors import UserError
 
 REPO = Path(__file__).resolve().parents[1]
@@ -21,7 +21,7 @@ ENV = {**os.environ, "PYTHONPATH": str(REPO / "workflow")}
 
 
 def _probe(mode: str) -> dict[str, str]:
-    out = subprocess.run([sys.executable, "-m", "unlearnbench.numerics", "probe", mode], capture_output=True,
+    out = subprocess.run([sys.executable, "-m", "unlearnbench", "probe", mode], capture_output=True,
                          text=True, env=ENV, check=True).stdout
     return dict(line.split() for line in out.splitlines()[1:])
 
@@ -50,7 +50,7 @@ def test_native_mode_takes_the_cpus_own_paths():
     env = {**ENV}
     numerics.export("native", 1, env)
     assert not any(k in env for k in numerics.PORTABLE_ENV)
-    out = subprocess.run([sys.executable, "-m", "unlearnbench.numerics", "probe", "native"], capture_output=True,
+    out = subprocess.run([sys.executable, "-m", "unlearnbench", "probe", "native"], capture_output=True,
                          text=True, env=env, check=True).stdout
     assert out.startswith("mode native") and "total" in out
 
@@ -76,7 +76,7 @@ def test_portable_needs_avx2(monkeypatch):
 def test_a_process_started_without_the_environment_is_refused():
     """torch loaded before the variables were set: the job's check names what runs instead."""
     env = {k: v for k, v in ENV.items() if k not in numerics.PORTABLE_ENV}
-    code = ("import torch, numpy\nfrom unlearnbench import numerics\n"
+    code = ("import torch, numpy\nfrom unlearnbench.infra import numerics\n"
             "try:\n    numerics.check('portable')\nexcept numerics.NumericsError as e:\n    print(e)\n")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True).stdout
     assert "numerics: portable is not in effect in this job" in out and "MKL_CBWR=None" in out
@@ -91,7 +91,7 @@ def test_this_test_process_runs_the_portable_paths():
 
 
 def test_warm_servers_are_keyed_by_the_numerics_variables(monkeypatch):
-    from unlearnbench import warm
+    from unlearnbench.infra import warm
 
     monkeypatch.setenv("MKL_CBWR", "COMPATIBLE")
     a = warm.socket_path()
@@ -121,5 +121,5 @@ def test_the_library_avoids_operations_whose_bits_depend_on_the_cpu():
                     what = label.format(m.group(1))
                     if (path.name, what) not in _ALLOWED and "np." not in code[max(0, m.start() - 12):m.start()]:
                         found.append(f"{path.relative_to(REPO)}:{i}: {what}")
-    assert not found, ("use unlearnbench.runtime.sqrt / training.make_optimizer (numerics.py explains why): "
+    assert not found, ("use unlearnbench.runtime.sqrt / training.make_optimizer (infra/numerics.py explains why): "
                        + "; ".join(found))

@@ -6,7 +6,9 @@ import json
 import numpy as np
 import pytest
 
+from helpers import stage_job
 from unlearnbench.errors import UserError
+from unlearnbench.methods import create_method
 from unlearnbench.pipeline import (run_data_view, run_evaluate, run_make_forget_request, run_make_split,
                                    run_prepare_dataset, run_train_original, run_train_retrain, run_unlearn)
 
@@ -18,29 +20,29 @@ RECIPE = {"lr": 0.05, "epochs": 3, "batch_size": 64}
 @pytest.fixture(scope="module")
 def prepared(tmp_path_factory):
     d = tmp_path_factory.mktemp("stages")
-    run_prepare_dataset(DATASET, "unused", False, str(d / "data.npz"))
-    run_make_split(str(d / "data.npz"), DATASET, str(d / "split.json"))
-    run_make_forget_request(str(d / "data.npz"), str(d / "split.json"), {"type": "class", "classes": [1]},
-                            str(d / "req.json"), str(d / "card.json"))
+    run_prepare_dataset(stage_job(data=d / "data.npz"), DATASET, "unused", False)
+    run_make_split(stage_job(split=d / "split.json"), str(d / "data.npz"), DATASET)
+    run_make_forget_request(stage_job(request=d / "req.json", card=d / "card.json"), str(d / "data.npz"),
+                            str(d / "split.json"), {"type": "class", "classes": [1]})
     return d
 
 
 def _train(d, tag, seed=7, request=None):
-    args = dict(data=str(d / "data.npz"), split=str(d / "split.json"), dataset_spec=DATASET, model_spec=MODEL,
-                recipe=RECIPE, seed=seed, device="cpu", threads=1, out_ckpt=str(d / f"{tag}.safetensors"),
-                out_log=str(d / f"{tag}.csv"), out_info=str(d / f"{tag}.json"), out_time=str(d / f"{tag}.time.json"),
-                out_outputs=str(d / f"{tag}_out.npz"))
+    job = stage_job(seed, ckpt=d / f"{tag}.safetensors", log=d / f"{tag}.csv", info=d / f"{tag}.json",
+                    time=d / f"{tag}.time.json", outputs=d / f"{tag}_out.npz")
+    args = dict(data=str(d / "data.npz"), split=str(d / "split.json"), dataset_spec=DATASET, model_spec=MODEL, recipe=RECIPE)
     if request:
-        run_train_retrain(request=str(request), replica=0, **args)
+        run_train_retrain(job, request=str(request), replica=0, **args)
     else:
-        run_train_original(**args)
+        run_train_original(job, **args)
 
 
 def _evaluate(d, ckpt, tag, device="cpu"):
-    run_evaluate(ckpt=str(ckpt), retrain_outputs=str(d / "a_out.npz"), data=str(d / "data.npz"), split=str(d / "split.json"),
-                 request=str(d / "req.json"), original=str(d / "a.safetensors"), retrain=str(d / "a.safetensors"),
-                 unlearn_info=str(d / "nope.json"), access="x", seed=0, device=device, threads=1,
-                 out_outputs=str(d / f"{tag}.npz"), out_metrics=str(d / f"{tag}.json"), out_mia=str(d / f"{tag}_mia.npz"))
+    job = stage_job(0, outputs=d / f"{tag}.npz", metrics=d / f"{tag}.json", mia=d / f"{tag}_mia.npz")
+    job.device = device
+    run_evaluate(job, ckpt=str(ckpt), retrain_outputs=str(d / "a_out.npz"), data=str(d / "data.npz"),
+                 split=str(d / "split.json"), request=str(d / "req.json"), original=str(d / "a.safetensors"),
+                 retrain=str(d / "a.safetensors"), unlearn_info=str(d / "nope.json"), access="x")
 
 
 def _bytes(path):
@@ -77,7 +79,7 @@ def test_data_views_are_the_declared_sets(prepared):
     d = prepared
     req = json.loads((d / "req.json").read_text())
     for view in ("forget", "retain", "val", "retain-k5-s0", "retain-k1000-s0"):
-        run_data_view(str(d / "data.npz"), str(d / "split.json"), str(d / "req.json"), view, str(d / f"v_{view}.npz"))
+        run_data_view(stage_job(view=d / f"v_{view}.npz"), str(d / "data.npz"), str(d / "split.json"), str(d / "req.json"), view)
     v = np.load(d / "v_forget.npz")
     assert v["index"].tolist() == req["forget"] and (v["y"] == 1).all() and not v["covers_all"]
     sub = np.load(d / "v_retain-k5-s0.npz")
@@ -85,23 +87,21 @@ def test_data_views_are_the_declared_sets(prepared):
     assert set(sub["index"]) <= set(req["retain"])
     assert np.load(d / "v_retain-k1000-s0.npz")["covers_all"]  # more than any class holds: the whole retain set
     with pytest.raises(UserError, match="unknown data view"):
-        run_data_view(str(d / "data.npz"), str(d / "split.json"), str(d / "req.json"), "everything", str(d / "x.npz"))
+        run_data_view(stage_job(view=d / "x.npz"), str(d / "data.npz"), str(d / "split.json"), str(d / "req.json"), "everything")
 
 
 def test_unlearn_labels_a_subset_that_covers_everything_as_all(prepared):
     d = prepared
     _train(d, "o2", seed=0)
-    out = {k: str(d / f"u_{k}") for k in ("ckpt", "info", "time")}
-    run_unlearn(original=str(d / "o2.safetensors"), card=str(d / "card.json"),
-                views={"retain": str(d / "v_retain-k1000-s0.npz")}, artefacts={"noise": []},
-                method_spec={"method": "finetune", "epochs": 1}, seed=0, device="cpu", threads=1,
-                out_ckpt=out["ckpt"], out_info=out["info"], out_time=out["time"])
+    job = stage_job(0, **{k: d / f"u_{k}" for k in ("ckpt", "info", "time")})
+    spec = {"method": "finetune", "epochs": 1}
+    run_unlearn(job, create_method(spec), spec, original=str(d / "o2.safetensors"), card=str(d / "card.json"),
+                views={"retain": str(d / "v_retain-k1000-s0.npz")}, artefacts={"noise": []})
     assert json.loads((d / "u_info").read_text())["access"] == "retain"
     with pytest.raises(UserError, match="its access declares"):
-        run_unlearn(original=str(d / "o2.safetensors"), card=str(d / "card.json"),
-                    views={"retain": str(d / "v_retain-k1000-s0.npz")}, artefacts={},
-                    method_spec={"method": "gradient_ascent"}, seed=0, device="cpu", threads=1,
-                    out_ckpt=out["ckpt"], out_info=out["info"], out_time=out["time"])
+        run_unlearn(job, create_method({"method": "gradient_ascent"}), {"method": "gradient_ascent"},
+                    original=str(d / "o2.safetensors"), card=str(d / "card.json"),
+                    views={"retain": str(d / "v_retain-k1000-s0.npz")}, artefacts={})
 
 
 def test_corrupt_checkpoint_fails_cleanly_and_writes_nothing(prepared):
@@ -111,9 +111,9 @@ def test_corrupt_checkpoint_fails_cleanly_and_writes_nothing(prepared):
     with pytest.raises(UserError, match="corrupt"):
         _evaluate(d, bad, "out")
     with pytest.raises(UserError, match="corrupt"):
-        run_unlearn(original=str(bad), card=str(d / "card.json"), views={"retain": str(d / "v_retain.npz")},
-                    artefacts={}, method_spec={"method": "finetune"}, seed=0, device="cpu", threads=1,
-                    out_ckpt=str(d / "u.safetensors"), out_info=str(d / "u.json"), out_time=str(d / "u.time.json"))
+        run_unlearn(stage_job(0, ckpt=d / "u.safetensors", info=d / "u.json", time=d / "u.time.json"),
+                    create_method({"method": "finetune"}), {"method": "finetune"}, original=str(bad),
+                    card=str(d / "card.json"), views={"retain": str(d / "v_retain.npz")}, artefacts={})
     assert not any(p.name.startswith(("out", "u.", ".u.", ".out")) for p in d.iterdir())
 
 

@@ -10,6 +10,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from helpers import stage_job
 from unlearnbench.data import make_split, prepare_dataset, to_float
 from unlearnbench.errors import UserError
 from unlearnbench.io import save_checkpoint, write_json, write_npz
@@ -181,8 +182,9 @@ def digits_files(tmp_path_factory):
 def test_prune_original_stage_on_digits(digits_files):
     root, spec, model_spec, recipe, d, split = digits_files
     outs = [str(root / n) for n in ("sparse.safetensors", "sparse.mask.safetensors", "sparse.json", "sparse.time.json")]
-    run_prune_original(str(root / "data.npz"), str(root / "split.json"), str(root / "original.safetensors"), spec,
-                       model_spec, recipe, {"sparsity": 0.95, "rewind_epoch": 2}, 0, "cpu", 1, *outs)
+    run_prune_original(stage_job(0, **dict(zip(("ckpt", "mask", "info", "time"), outs))), str(root / "data.npz"),
+                       str(root / "split.json"), str(root / "original.safetensors"), spec, model_spec, recipe,
+                       {"sparsity": 0.95, "rewind_epoch": 2})
     model, meta = load_model(outs[0])
     mask, mmeta = load_mask(outs[1])
     assert mmeta["kind"] == "omp_mask" and meta["pruning"]["mask_file"] == "sparse.mask.safetensors"

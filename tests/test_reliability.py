@@ -318,7 +318,7 @@ def test_unknown_target_is_one_snakemake_line(tmp_path):
 
 # --------------------------------------------------------------------------- interrupted runs
 def _files(work: Path) -> dict[str, bytes]:
-    from unlearnbench.io import is_timing_file
+    from helpers import is_timing_file
 
     out = {}
     for p in sorted((work / "results").rglob("*")):
@@ -359,7 +359,7 @@ def _wait_for(work: Path, pattern: str, timeout: float = 300) -> None:
 def test_interrupted_run_resumes_to_identical_artefacts(tmp_path, reference, how, when):
     """Kill Snakemake (SIGTERM / SIGKILL of the whole process group) or one running job's process
     once `when` exists, rerun, and compare every artefact byte for byte with an uninterrupted run
-    (whose jobs ran in their own processes, these in warm-runner forks: unlearnbench/warm.py)."""
+    (whose jobs ran in their own processes, these in warm-runner forks: unlearnbench/infra/warm.py)."""
     work = tmp_path / "w"
     proc = _start(work)
     _wait_for(work, when)

@@ -90,7 +90,7 @@ def test_default_time_column_includes_artefacts():
     wide, _ = display_frame(aggregate(recs, ["acc_forget"]), c, ["acc_forget"])
     row = wide.set_index("Method").loc["u"]
     assert row["Time (s)"] == "12.00" and row["Step (s)"] == "2.00" and row["Speed-up"] == "2.0"
-    assert c.attrs["machines"] == ["X (1 threads, cpu)"]
+    assert c.attrs["machines"] == ["X (1 threads, cpu, numerics native)"]  # no mode recorded: the unpinned paths
 
 
 def test_render_markdown_latex_and_plot():

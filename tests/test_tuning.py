@@ -70,7 +70,7 @@ def test_tables_run_with_the_locked_values(tmp_path):
         assert all(info["hparams"][k] == v for k, v in lock["chosen"][as_].items()), inst
         assert info["tuned"]["entry"] == "tiny_tune" and info["tuned"]["instance"] == as_
     assert json.loads((runs / "ga_like" / "unlearn.json").read_text())["hparams"]["epochs"] == 2
-    from unlearnbench.audit import check_tuned
+    from unlearnbench.infra.audit import check_tuned
 
     assert check_tuned(tmp_path / "results") == []
     changed = yaml.safe_load((tmp_path / "test_config.lock.yaml").read_text())

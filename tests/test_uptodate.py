@@ -1,4 +1,4 @@
-"""bootstrap.py's no-op fast path (unlearnbench/uptodate.py): a recorded build answers "up to date"
+"""bootstrap.py's no-op fast path (unlearnbench/infra/uptodate.py): a recorded build answers "up to date"
 only while nothing it could depend on changed; any edit, touch, new or removed file, other target,
 environment variable or package install sends the call to Snakemake."""
 
@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from conftest import REPO
-from unlearnbench import uptodate
+from unlearnbench.infra import uptodate
 
 TARGET = "results/tables/t.csv"
 

@@ -1,4 +1,4 @@
-"""The warm job runner (unlearnbench/warm.py): a rule script runs in a fork of a server that already
+"""The warm job runner (unlearnbench/infra/warm.py): a rule script runs in a fork of a server that already
 imported torch, with the job's cwd, environment, streams and exit code; killing the script kills its
 fork; the package is imported fresh from the job's own sys.path; off, the script runs in-process.
 (That whole builds give the same bytes warm and cold is checked by tests/test_reliability.py's kill
@@ -24,7 +24,7 @@ pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="th
 SCRIPT = """
 import os, sys, time
 sys.path.insert(0, {lib!r})
-from unlearnbench.warm import delegate
+from unlearnbench.infra.warm import delegate
 delegate()
 import unlearnbench
 print("child", os.environ.get("UNLEARNBENCH_WARM_CHILD"), "torch", "torch" in sys.modules, "cwd", os.getcwd(),
@@ -54,7 +54,7 @@ def runner(tmp_path):
                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
     yield start, work, base
-    subprocess.run([sys.executable, "-m", "unlearnbench.warm", "stop"], env={**base, "PYTHONPATH": str(REPO / "workflow")},
+    subprocess.run([sys.executable, "-m", "unlearnbench.infra.warm", "stop"], env={**base, "PYTHONPATH": str(REPO / "workflow")},
                    capture_output=True)
     shutil.rmtree(run, ignore_errors=True)
 
@@ -126,7 +126,7 @@ def test_a_server_that_does_not_start_the_job_leaves_it_to_the_script(runner, mo
     import socket
     import threading
 
-    from unlearnbench import warm
+    from unlearnbench.infra import warm
 
     start, work, base = runner
     monkeypatch.setenv("XDG_RUNTIME_DIR", base["XDG_RUNTIME_DIR"])

@@ -205,7 +205,7 @@ def test_tiny_changes_reuse_artefacts_and_bad_inputs_fail_in_one_line(tiny_build
 
 def test_update_log_replay_must_match_the_original(tiny_build, tmp_path):
     from unlearnbench.errors import UserError
-    from unlearnbench.parts.update_log import run_record_update_log
+    from unlearnbench.methods.amnesiac.update_log import run_record_update_log
 
     wd = tiny_build
     from conftest import TINY_CONFIG
@@ -213,11 +213,10 @@ def test_update_log_replay_must_match_the_original(tiny_build, tmp_path):
     recipe = dict(TINY_CONFIG["training"]["tiny"])
     args = dict(data=str(wd / "results/data/tiny_digits/data.npz"), split=str(wd / "results/data/tiny_digits/split.json"),
                 original=str(wd / "results/models/tiny_digits/tiny_cnn/tiny/s0/original.safetensors"), classes=[3],
-                settings={"log_buffers": False}, model_spec=TINY_CONFIG["models"]["tiny_cnn"], seed=0, device="cpu",
-                threads=1, out_log=str(tmp_path / "log.safetensors"), out_info=str(tmp_path / "log.json"),
-                out_time=str(tmp_path / "log.time.json"))
+                settings={"log_buffers": False}, model_spec=TINY_CONFIG["models"]["tiny_cnn"])
+    job = stage_job(0, log=tmp_path / "log.safetensors", info=tmp_path / "log.json", time=tmp_path / "log.time.json")
     with pytest.raises(UserError) as e:  # another batch size = another training run than the original's
-        run_record_update_log(recipe={**recipe, "batch_size": 32}, **args)
+        run_record_update_log(job, recipe={**recipe, "batch_size": 32}, **args)
     assert "differs from" in str(e.value) and "\n" not in str(e.value)
     assert not (tmp_path / "log.safetensors").exists()
 

@@ -10,12 +10,13 @@ from functools import lru_cache
 from snakemake.exceptions import WorkflowError
 from snakemake.utils import validate
 
-from unlearnbench.config import (artefact_key, canonical_order, check_config, coerce_numbers, config_hash,
-                                 figure_runs, format_validation_error, study_runs, study_setups)
+from unlearnbench.config import canonical_order, check_config, coerce_numbers, format_validation_error
+from unlearnbench.keys import artefact_key, config_hash, settings_key
+from unlearnbench.studies import figure_runs, study_runs, study_setups
 from unlearnbench.tuning import add_tuning_trials, fingerprint, lock_homes, resolve_cell, tuning_runs
 from unlearnbench.errors import UserError
 from unlearnbench.methods import create_method
-from unlearnbench.numerics import export as export_numerics
+from unlearnbench.infra.numerics import export as export_numerics
 from unlearnbench.report.figures import figure_reads
 
 _SCHEMA = os.path.join(workflow.basedir, "workflow", "schemas", "config.schema.json")
@@ -30,7 +31,7 @@ try:
     # without a valid lock then run their config values, marked "unlocked" in unlearn.json
     UNLOCKED = os.environ.get("UNLEARNBENCH_UNLOCKED") == "1"
     # CPU kernel paths: every job (local, warm fork, Slurm job step) inherits this environment and
-    # loads torch / numpy under it (unlearnbench/numerics.py)
+    # loads torch / numpy under it (unlearnbench/infra/numerics.py)
     export_numerics(config["numerics"], config["threads"])
 except WorkflowError as e:
     raise SystemExit(format_validation_error(e))

@@ -32,31 +32,12 @@ rule unlearn:
         "../scripts/unlearn.py"
 
 
-rule time_unlearn:
+use rule unlearn as time_unlearn with:
     # Repeated timing of a run's unlearning step (studies with `timing_repeats: k`): the step k times
     # from the same state; the median is the run's step time. Only a timing sidecar is written.
-    input:
-        unpack(method_views),
-        unpack(method_artefacts),
-        unpack(pruning_mask),
-        original=rules.train_original.output.ckpt,
-        card=rules.make_forget_request.output.card,
     output:
         time=os.path.join(RUN_DIR, "timing_r{repeats}.time.json"),
     wildcard_constraints:
         repeats=r"[1-9]\d*",
-    params:
-        method=lambda w: run_spec(w)[0],
-        tuned=lambda w: run_spec(w)[1],
-        protected=[R, config["data_root"]],
-        device=DEVICE,
-        threads=THREADS,
     log:
         os.path.join(R, "logs", "time_unlearn", "{dataset}", "{model}", "{training}", "s{seed}", "{scenario}", "{method}_r{repeats}.log"),
-    threads: THREADS
-    resources:
-        gpu=GPU,
-    conda:
-        ENV
-    script:
-        "../scripts/time_unlearn.py"

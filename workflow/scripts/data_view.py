@@ -3,17 +3,16 @@ import sys
 
 sys.path.insert(0, snakemake.scriptdir + "/..")  # noqa: F821  the library, in any environment (venv, conda, cluster)
 
-from unlearnbench.warm import delegate
+from unlearnbench.infra.warm import delegate
 
-delegate()  # run in a fork of a process that already imported torch (unlearnbench/warm.py)
+delegate()  # run in a fork of a process that already imported torch (unlearnbench/infra/warm.py)
 
-from unlearnbench.cli import script_main
+from unlearnbench.infra.cli import script_main
 from unlearnbench.pipeline import run_data_view
 
 
-def main(s):
-    run_data_view(data=s.input.data, split=s.input.split, request=s.input.request, view=s.wildcards.view,
-                  out_view=s.output.view)
+def main(s, job):
+    run_data_view(job, data=s.input.data, split=s.input.split, request=s.input.request, view=s.wildcards.view)
 
 
 script_main(main, snakemake)  # noqa: F821

@@ -4,19 +4,17 @@ import sys
 
 sys.path.insert(0, snakemake.scriptdir + "/..")  # noqa: F821  the library, in any environment (venv, conda, cluster)
 
-from unlearnbench.warm import delegate
+from unlearnbench.infra.warm import delegate
 
-delegate()  # run in a fork of a process that already imported torch (unlearnbench/warm.py)
+delegate()  # run in a fork of a process that already imported torch (unlearnbench/infra/warm.py)
 
-from unlearnbench.cli import script_main
-from unlearnbench.parts.attacker import run_pretrain_attacker
+from unlearnbench.infra.cli import script_main
+from unlearnbench.methods.dau.attacker import run_pretrain_attacker
 
 
-def main(s):
-    run_pretrain_attacker(original_ckpt=s.input.original, forget_view=s.input.forget, val_view=s.input.val,
-                          settings=dict(s.params.settings), seed=int(s.wildcards.seed), device=s.params.device,
-                          threads=s.params.threads, out_attacker=s.output.attacker, out_info=s.output.info,
-                          out_time=s.output.time)
+def main(s, job):
+    run_pretrain_attacker(job, original_ckpt=s.input.original, forget_view=s.input.forget, val_view=s.input.val,
+                          settings=dict(s.params.settings))
 
 
 script_main(main, snakemake)  # noqa: F821

@@ -3,15 +3,15 @@ import sys
 
 sys.path.insert(0, snakemake.scriptdir + "/..")  # noqa: F821  the library, in any environment (venv, conda, cluster)
 
-from unlearnbench.warm import delegate
+from unlearnbench.infra.warm import delegate
 
-delegate()  # run in a fork of a process that already imported torch (unlearnbench/warm.py)
+delegate()  # run in a fork of a process that already imported torch (unlearnbench/infra/warm.py)
 
-from unlearnbench.cli import script_main
+from unlearnbench.infra.cli import script_main
 from unlearnbench.metrics.lira import run_lira_masks
 
 
-def main(s):
+def main(s, job):
     run_lira_masks(data=s.input.data, split=s.input.split, settings=dict(s.params.settings), out_masks=s.output.masks)
 
 

@@ -3,17 +3,16 @@ import sys
 
 sys.path.insert(0, snakemake.scriptdir + "/..")  # noqa: F821  the library, in any environment (venv, conda, cluster)
 
-from unlearnbench.warm import delegate
+from unlearnbench.infra.warm import delegate
 
-delegate()  # run in a fork of a process that already imported torch (unlearnbench/warm.py)
+delegate()  # run in a fork of a process that already imported torch (unlearnbench/infra/warm.py)
 
-from unlearnbench.cli import script_main
+from unlearnbench.infra.cli import script_main
 from unlearnbench.pipeline import run_make_forget_request
 
 
-def main(s):
-    run_make_forget_request(data=s.input.data, split=s.input.split, scenario=s.params.scenario,
-                            out_request=s.output.request, out_card=s.output.card)
+def main(s, job):
+    run_make_forget_request(job, data=s.input.data, split=s.input.split, scenario=s.params.scenario)
 
 
 script_main(main, snakemake)  # noqa: F821

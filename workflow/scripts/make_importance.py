@@ -4,19 +4,17 @@ import sys
 
 sys.path.insert(0, snakemake.scriptdir + "/..")  # noqa: F821  the library, in any environment (venv, conda, cluster)
 
-from unlearnbench.warm import delegate
+from unlearnbench.infra.warm import delegate
 
-delegate()  # run in a fork of a process that already imported torch (unlearnbench/warm.py)
+delegate()  # run in a fork of a process that already imported torch (unlearnbench/infra/warm.py)
 
-from unlearnbench.cli import script_main
-from unlearnbench.parts.suppression import run_importance
+from unlearnbench.infra.cli import script_main
+from unlearnbench.methods.uisps.suppression import run_importance
 
 
-def main(s):
-    run_importance(original_ckpt=s.input.original, synthetic_npz_paths=list(s.input.inversion),
-                   retain_view=s.input.retain, settings=dict(s.params.settings), seed=int(s.wildcards.seed),
-                   device=s.params.device, threads=s.params.threads, out_importance=s.output.importance,
-                   out_info=s.output.info, out_time=s.output.time)
+def main(s, job):
+    run_importance(job, original_ckpt=s.input.original, synthetic_npz_paths=list(s.input.inversion),
+                   retain_view=s.input.retain, settings=dict(s.params.settings))
 
 
 script_main(main, snakemake)  # noqa: F821

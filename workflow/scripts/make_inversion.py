@@ -4,18 +4,17 @@ import sys
 
 sys.path.insert(0, snakemake.scriptdir + "/..")  # noqa: F821  the library, in any environment (venv, conda, cluster)
 
-from unlearnbench.warm import delegate
+from unlearnbench.infra.warm import delegate
 
-delegate()  # run in a fork of a process that already imported torch (unlearnbench/warm.py)
+delegate()  # run in a fork of a process that already imported torch (unlearnbench/infra/warm.py)
 
-from unlearnbench.cli import script_main
+from unlearnbench.infra.cli import script_main
 from unlearnbench.parts.inversion import run_invert_class
 
 
-def main(s):
-    run_invert_class(original_ckpt=s.input.original, cls=int(s.wildcards.cls), settings=dict(s.params.settings),
-                     seed=int(s.wildcards.seed), device=s.params.device, threads=s.params.threads,
-                     out_npz=s.output.samples, out_info=s.output.info, out_time=s.output.time, out_png=s.output.grid)
+def main(s, job):
+    run_invert_class(job, original_ckpt=s.input.original, cls=int(s.wildcards.cls),
+                     settings=dict(s.params.settings))
 
 
 script_main(main, snakemake)  # noqa: F821

@@ -3,20 +3,18 @@ import sys
 
 sys.path.insert(0, snakemake.scriptdir + "/..")  # noqa: F821  the library, in any environment (venv, conda, cluster)
 
-from unlearnbench.warm import delegate
+from unlearnbench.infra.warm import delegate
 
-delegate()  # run in a fork of a process that already imported torch (unlearnbench/warm.py)
+delegate()  # run in a fork of a process that already imported torch (unlearnbench/infra/warm.py)
 
-from unlearnbench.cli import script_main
+from unlearnbench.infra.cli import script_main
 from unlearnbench.parts.pruning import run_prune_original
 
 
-def main(s):
-    run_prune_original(data=s.input.data, split=s.input.split, original=s.input.original,
+def main(s, job):
+    run_prune_original(job, data=s.input.data, split=s.input.split, original=s.input.original,
                        dataset_spec=s.params.dataset, model_spec=s.params.model, recipe=s.params.recipe,
-                       prune=dict(s.params.prune), seed=int(s.wildcards.seed), device=s.params.device,
-                       threads=s.params.threads, out_ckpt=s.output.ckpt, out_mask=s.output.mask,
-                       out_info=s.output.info, out_time=s.output.time, out_outputs=s.output.outputs)
+                       prune=dict(s.params.prune))
 
 
 script_main(main, snakemake)  # noqa: F821

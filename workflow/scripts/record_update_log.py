@@ -3,20 +3,18 @@ import sys
 
 sys.path.insert(0, snakemake.scriptdir + "/..")  # noqa: F821  the library, in any environment (venv, conda, cluster)
 
-from unlearnbench.warm import delegate
+from unlearnbench.infra.warm import delegate
 
-delegate()  # run in a fork of a process that already imported torch (unlearnbench/warm.py)
+delegate()  # run in a fork of a process that already imported torch (unlearnbench/infra/warm.py)
 
-from unlearnbench.cli import script_main
-from unlearnbench.parts.update_log import run_record_update_log
+from unlearnbench.infra.cli import script_main
+from unlearnbench.methods.amnesiac.update_log import run_record_update_log
 
 
-def main(s):
-    run_record_update_log(data=s.input.data, split=s.input.split, original=s.input.original,
+def main(s, job):
+    run_record_update_log(job, data=s.input.data, split=s.input.split, original=s.input.original,
                           classes=[int(c) for c in s.wildcards.classes.split("-")], settings=dict(s.params.settings),
-                          model_spec=dict(s.params.model), recipe=dict(s.params.recipe), seed=int(s.wildcards.seed),
-                          device=s.params.device, threads=s.params.threads, out_log=s.output.log,
-                          out_info=s.output.info, out_time=s.output.time)
+                          model_spec=dict(s.params.model), recipe=dict(s.params.recipe))
 
 
 script_main(main, snakemake)  # noqa: F821

@@ -3,18 +3,17 @@ import sys
 
 sys.path.insert(0, snakemake.scriptdir + "/..")  # noqa: F821  the library, in any environment (venv, conda, cluster)
 
-from unlearnbench.warm import delegate
+from unlearnbench.infra.warm import delegate
 
-delegate()  # run in a fork of a process that already imported torch (unlearnbench/warm.py)
+delegate()  # run in a fork of a process that already imported torch (unlearnbench/infra/warm.py)
 
-from unlearnbench.cli import script_main
+from unlearnbench.infra.cli import script_main
 from unlearnbench.metrics.relearn import run_relearn_measure
 
 
-def main(s):
-    run_relearn_measure(ckpt=s.input.ckpt, original=s.input.original, data=s.input.data, split=s.input.split,
-                        request=s.input.request, settings_=s.params.settings, seed=int(s.wildcards.seed),
-                        device=s.params.device, threads=s.params.threads, out_raw=s.output.raw)
+def main(s, job):
+    run_relearn_measure(job, ckpt=s.input.ckpt, original=s.input.original, data=s.input.data, split=s.input.split,
+                        request=s.input.request, settings_=s.params.settings)
 
 
 script_main(main, snakemake)  # noqa: F821

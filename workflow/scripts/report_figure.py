@@ -3,17 +3,16 @@ import sys
 
 sys.path.insert(0, snakemake.scriptdir + "/..")  # noqa: F821  the library, in any environment (venv, conda, cluster)
 
-from unlearnbench.warm import delegate
+from unlearnbench.infra.warm import delegate
 
-delegate()  # run in a fork of a process that already imported torch (unlearnbench/warm.py)
+delegate()  # run in a fork of a process that already imported torch (unlearnbench/infra/warm.py)
 
-from unlearnbench.cli import script_main
+from unlearnbench.infra.cli import script_main
 from unlearnbench.report.figures import run_report_figure
 
 
-def main(s):
-    run_report_figure(spec=s.params.spec, runs=s.params.runs, tables=list(s.params.tables), device=s.params.device,
-                      threads=s.params.threads, out_png=s.output.png, out_data=s.output.data)
+def main(s, job):
+    run_report_figure(job, spec=s.params.spec, runs=s.params.runs, tables=list(s.params.tables))
 
 
 script_main(main, snakemake)  # noqa: F821

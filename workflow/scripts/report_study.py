@@ -3,15 +3,15 @@ import sys
 
 sys.path.insert(0, snakemake.scriptdir + "/..")  # noqa: F821  the library, in any environment (venv, conda, cluster)
 
-from unlearnbench.warm import delegate
+from unlearnbench.infra.warm import delegate
 
-delegate()  # run in a fork of a process that already imported torch (unlearnbench/warm.py)
+delegate()  # run in a fork of a process that already imported torch (unlearnbench/infra/warm.py)
 
-from unlearnbench.cli import script_main
+from unlearnbench.infra.cli import script_main
 from unlearnbench.report.study import write_study_report
 
 
-def main(s):
+def main(s, job):
     write_study_report(name=s.params.name, study=s.params.study, runs=s.params.runs, datasets=s.params.datasets,
                        out_csv=s.output.csv, out_cost=s.output.cost, out_md=s.output.md, out_tex=s.output.tex,
                        out_png=s.output.png)

@@ -1,24 +1,26 @@
-"""Rule unlearn: apply one method instance to the original model, given only its declared inputs."""
+"""Rules unlearn and time_unlearn: apply one method instance to the original model, given only its
+declared inputs (time_unlearn: k times from the same state, writing only the timing file)."""
 import sys
 
 sys.path.insert(0, snakemake.scriptdir + "/..")  # noqa: F821  the library, in any environment (venv, conda, cluster)
 
-from unlearnbench.warm import delegate
+from unlearnbench.infra.warm import delegate
 
-delegate()  # run in a fork of a process that already imported torch (unlearnbench/warm.py)
+delegate()  # run in a fork of a process that already imported torch (unlearnbench/infra/warm.py)
 
-from unlearnbench.cli import script_main
+from unlearnbench.infra.cli import script_main
+from unlearnbench.methods import create_method
 from unlearnbench.pipeline import run_unlearn
 
 
-def main(s):
+def main(s, job):
     views = {k.removeprefix("view_"): str(v) for k, v in s.input.items() if k.startswith("view_")}
     artefacts = {k.removeprefix("artefact_"): (str(v) if isinstance(v, str) else [str(p) for p in v])
                  for k, v in s.input.items() if k.startswith("artefact_")}
-    run_unlearn(original=s.input.original, card=s.input.card, views=views, artefacts=artefacts,
-                method_spec=dict(s.params.method), tuned=s.params.tuned, seed=int(s.wildcards.seed), device=s.params.device,
-                threads=s.params.threads, out_ckpt=s.output.ckpt, out_info=s.output.info, out_time=s.output.time,
-                protected=list(s.params.protected), mask=s.input.get("mask"))
+    spec = dict(s.params.method)  # the instance's config block, with its locked tuned values (unlearn.smk)
+    run_unlearn(job, create_method(spec), spec, original=s.input.original, card=s.input.card, views=views,
+                artefacts=artefacts, tuned=s.params.tuned, protected=list(s.params.protected), mask=s.input.get("mask"),
+                repeats=int(s.wildcards.get("repeats", 0)))  # rule time_unlearn: the step k times, a timing file only
 
 
 script_main(main, snakemake)  # noqa: F821

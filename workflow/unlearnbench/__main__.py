@@ -1,6 +1,7 @@
 """Command line:
   python -m unlearnbench methods                       every registered method, its data access and artefacts
   python -m unlearnbench audit [results] [--json FILE] environment and provenance audit (see audit.py)
+  python -m unlearnbench probe [portable|native]        digests of every kernel family under a numerics mode
   python -m unlearnbench retune ENTRY… [--write] [--configfile F] [-- SNAKEMAKE ARGS]
                                                        re-derive tuning entries, compare with the lock (tuning.py)
 """
@@ -20,6 +21,9 @@ def main(argv: list[str] | None = None) -> int:
     a.add_argument("--json", help="also write the findings as JSON to this file")
     a.add_argument("--repo", default=None, help="the checkout whose envs/, requirements.txt and lock are compared")
     sub.add_parser("methods", help="list every registered method with its data access, artefacts and summary")
+    pr = sub.add_parser("probe", help="digests of every kernel family the pipeline uses, under a numerics mode")
+    pr.add_argument("mode", nargs="?", default="portable", choices=["portable", "native"])
+    pr.add_argument("--threads", type=int, default=1)
     r = sub.add_parser("retune", help="re-derive tuning entries (rule tune) and print the difference against the lock")
     r.add_argument("entries", nargs="*", help="tuning entries (config group `tuning`)")
     r.add_argument("--write", action="store_true", help="record the derived values in the lock files")
@@ -27,13 +31,17 @@ def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     extra = argv[argv.index("--") + 1:] if "--" in argv else []  # retune: passed on to snakemake
     args = ap.parse_args(argv[: argv.index("--")] if "--" in argv else argv)
+    if args.cmd == "probe":
+        from .probe import run_probe
+
+        return run_probe(args.mode, args.threads)
     if args.cmd == "retune":
         from .tuning import retune
 
         return retune(args.entries, args.write, args.configfile, extra)
     if args.cmd == "methods":
         return list_methods_table()
-    from .audit import run_audit
+    from .infra.audit import run_audit
 
     return run_audit(args.results, args.json, args.repo)
 

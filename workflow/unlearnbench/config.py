@@ -11,13 +11,16 @@ exists in its dataset, every figure and paper entry points at what exists.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import re
-from typing import Any, Iterator
+from typing import Any
 
 from .data import NUM_CLASSES
 from .errors import UserError
+from .methods import create_method
+from .models import list_models, model_arguments
+from .report.figures import figure_reads, list_kinds
+from .studies import figure_runs, noise_floor_method, study_setups
 
 
 def format_validation_error(exc: BaseException) -> str:
@@ -29,15 +32,6 @@ def format_validation_error(exc: BaseException) -> str:
             where = ".".join(str(p) for p in arg.absolute_path) or "(top level)"
             return f"config error at {where}: {arg.message}"
     return f"config error: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}"
-
-
-def config_hash(*blocks: Any) -> str:
-    return hashlib.sha256(json.dumps(blocks, sort_keys=True, default=str).encode()).hexdigest()[:16]
-
-
-def artefact_key(method: Any, kind: str) -> str:
-    """The 10-hex key of an artefact in its path: the hash of the settings that determine it."""
-    return config_hash(method.artefact_settings(kind))[:10]
 
 
 _NUMBER = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?")
@@ -75,21 +69,37 @@ def coerce_numbers(config: dict[str, Any], schema_path: str) -> None:
 def load_config_files(workflow: Any, config: dict[str, Any], paths: list[str]) -> list[str]:
     """What Snakemake's `configfile:` directive does, with libyaml: merge each file into `config`,
     then the command line's config (--config / --configfile) on top, so it still wins. (Snakemake
-    parses config files with pure-Python YAML through yte: seconds for the paper files.) Returns
-    every config file in load order (the hyperparameter locks live beside them: tuning.py)."""
+    parses config files with pure-Python YAML through yte: seconds for the paper files.) A name
+    defined by two of these files (two paper folders, or a paper and config.yaml) is refused: an
+    overlay on the command line is the only way to redefine one. Returns every config file in load
+    order (the hyperparameter locks live beside them: tuning.py)."""
     import yaml
     from snakemake.utils import update_config
 
     loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+    defined: dict[str, str] = {}  # "group.name" -> the file that defines it
     for path in paths:
         with open(path, encoding="utf-8") as fh:
             try:
-                update_config(config, yaml.load(fh, Loader=loader) or {})
+                data = yaml.load(fh, Loader=loader) or {}
             except yaml.YAMLError as e:
                 raise SystemExit(f"config error: {path} is not valid YAML ({str(e).splitlines()[0]})")
+        for name in _names(data):
+            if name in defined:  # one namespace per file: a paper never redefines another's (or config.yaml's) names
+                raise SystemExit(f"config error: {name} is defined by both {defined[name]} and {path}; rename it in one of them")
+            defined[name] = path
+        update_config(config, data)
         workflow.configfiles.append(path)
     update_config(config, workflow.config_settings.overwrite_config)
     return [*paths, *(str(p) for p in (workflow.config_settings.configfiles or ()))]
+
+
+def _names(data: Any) -> list[str]:
+    """The named entries ("methods.finetune", ...) and top-level settings a config file defines."""
+    if not isinstance(data, dict):
+        return []
+    return [f"{g}.{n}" if isinstance(block, dict) else g for g, block in data.items()
+            for n in (block if isinstance(block, dict) else [None])]
 
 
 def _need(group: dict, name: str, what: str, where: str) -> dict:
@@ -100,8 +110,6 @@ def _need(group: dict, name: str, what: str, where: str) -> dict:
 
 def check_config(config: dict[str, Any]) -> None:
     """Raise UserError (one line) on the first inconsistency."""
-    from .methods import create_method
-    from .models import list_models, model_arguments
 
     made = {}  # instance name -> method object (created once)
     for name, m in config["models"].items():
@@ -166,7 +174,6 @@ def check_config(config: dict[str, Any]) -> None:
 
 
 def check_figures(config: dict[str, Any]) -> None:
-    from .report.figures import figure_reads, list_kinds
 
     for name, f in config.get("figures", {}).items():
         where = f"figures.{name}"
@@ -181,65 +188,6 @@ def check_figures(config: dict[str, Any]) -> None:
             _need(config["studies"], f.get("study", ""), "study", where)
             if not list(figure_runs(config, name)):
                 raise UserError(f"{where}: its selection matches no run of study {f['study']!r}")
-
-
-def noise_floor_method(config: dict[str, Any], study: str) -> str:
-    """The independent-retrain instance added to a study (retrain vs retrain: the gold standard's noise)."""
-    for name, spec in config["methods"].items():
-        if spec["method"] == "retrain" and spec.get("replica", 0):
-            return name
-    raise UserError(f"studies.{study}: the noise-floor row needs a second retrain instance, e.g. "
-                    "methods.retrain_indep: {method: retrain, replica: 1}; or set noise_floor: false")
-
-
-def study_setups(study: dict[str, Any]) -> list[dict[str, str]]:
-    """The (dataset, model, training) combinations of a study: `setups`, or the single one given."""
-    if study.get("setups"):
-        return [dict(s) for s in study["setups"]]
-    if all(study.get(k) for k in ("dataset", "model", "training")):
-        return [{k: study[k] for k in ("dataset", "model", "training")}]
-    return []
-
-
-def setup_label(run: dict[str, Any]) -> str:
-    return f"{run['dataset']}/{run['model']}"
-
-
-def study_methods(config: dict[str, Any], study: str) -> list[str]:
-    """The study's method instances, plus the independent retrain (noise floor) unless switched off."""
-    s = config["studies"][study]
-    methods = list(s["methods"])
-    if s.get("noise_floor", True):
-        floor = noise_floor_method(config, study)
-        if floor not in methods:
-            at = next((i + 1 for i, m in enumerate(methods) if config["methods"][m]["method"] == "retrain"), len(methods))
-            methods.insert(at, floor)
-    return methods
-
-
-def study_runs(config: dict[str, Any], study: str) -> Iterator[dict[str, Any]]:
-    """Every (setup, scenario, method, seed) cell of a study."""
-    s = config["studies"][study]
-    for st in study_setups(s):
-        for scenario in s["scenarios"]:
-            for method in study_methods(config, study):
-                for seed in s["seeds"]:
-                    yield {**st, "scenario": scenario, "method": method, "seed": seed}
-
-
-def figure_runs(config: dict[str, Any], figure: str) -> Iterator[dict[str, Any]]:
-    """The runs a figure draws: its study's runs filtered by `select` (setups as indices into the
-    study's setups, scenarios, methods, seeds), in the study's order."""
-    f = config["figures"][figure]
-    sel = f.get("select", {})
-    setups = study_setups(config["studies"][f["study"]])
-    keep_setups = [setups[i] for i in sel["setups"]] if "setups" in sel else setups
-    for r in study_runs(config, f["study"]):
-        if {k: r[k] for k in ("dataset", "model", "training")} not in keep_setups:
-            continue
-        if all(r[key] in sel[name] for key, name in (("scenario", "scenarios"), ("method", "methods"), ("seed", "seeds"))
-               if name in sel):
-            yield r
 
 
 def _sorted(obj: Any) -> Any:

@@ -18,7 +18,8 @@ from typing import Any
 import numpy as np
 
 from .errors import UserError
-from .lazy import F, torch
+from .infra.lazy import F, torch
+from .io import read_json, read_npz
 
 # Classes per source, known before any data is read (used to check forget classes in the config).
 NUM_CLASSES = {"digits": 10, "mnist": 10, "fashionmnist": 10, "cifar10": 10, "cifar100": 100, "svhn": 10}
@@ -200,7 +201,6 @@ ARCHIVE_KEYS = ("x", "y", "is_test", "mean", "std", "class_names")
 
 def read_archive(path) -> dict[str, np.ndarray]:
     """The canonical dataset archive, checked: keys, dtypes and matching lengths."""
-    from .io import read_npz
 
     d = read_npz(path)
     fix = "delete it and rerun rule prepare_dataset"
@@ -282,7 +282,6 @@ class RequestData:
     @classmethod
     def load(cls, data_path, split_path, request_path) -> "RequestData":
         """Load and check the three files (one UserError line naming the bad file on any problem)."""
-        from .io import read_json
 
         data = read_archive(data_path)
         split = read_json(split_path)
@@ -371,10 +370,11 @@ def view_indices(view: str, rd: RequestData) -> np.ndarray:
     return np.sort(np.concatenate(chosen)) if chosen else retain[:0]
 
 
-def unlearn_data(access, rd: RequestData, seed: int):
-    """The `UnlearnData` an access declares, built in memory from a RequestData (tests, notebooks).
-    The workflow builds the same sets from the view files of rule data_view instead."""
-    from .methods._base import UnlearnData
+def load_view(path: str) -> tuple[Any, Any, bool]:
+    """(x float [0,1], y int64, covers_all) of a data view file."""
 
-    sets = {role: rd.tensors(view_indices(view, rd)) for role, view in access.views(seed).items()}
-    return UnlearnData(access, rd.num_classes, rd.forget_classes, rd.request["type"], sets=sets)
+    v = read_npz(path)
+    missing = {"x", "y", "covers_all"} - set(v)
+    if missing:
+        raise UserError(f"{path} is not a data view (missing {sorted(missing)}); delete it and rerun")
+    return to_float(v["x"]), torch.from_numpy(v["y"].astype(np.int64)), bool(v["covers_all"])

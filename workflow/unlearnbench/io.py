@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+import csv
 import glob
 import json
 import os
 import tempfile
+import zipfile
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Iterator
 
 import numpy as np
 
+from . import __version__
 from .errors import UserError
 
 CKPT_FORMAT = "unlearnbench-ckpt-v1"
@@ -68,8 +71,6 @@ def read_json(path: str | os.PathLike) -> Any:
 
 def write_npz(path: str | os.PathLike, **arrays: np.ndarray) -> None:
     """A compressed .npz whose bytes depend only on the arrays (fixed member timestamps and order)."""
-    import zipfile
-
     with atomic_path(path) as tmp:
         with zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_DEFLATED) as zf:
             for name in arrays:
@@ -93,8 +94,6 @@ def write_csv(path: str | os.PathLike, frame: Any) -> None:
 
 def write_csv_rows(path: str | os.PathLike, rows: list[dict]) -> None:
     """A list of dicts as CSV, columns in first-seen order."""
-    import csv
-
     with atomic_path(path) as tmp:
         with open(tmp, "w", newline="") as fh:
             keys = list(dict.fromkeys(k for r in rows for k in r))
@@ -112,12 +111,6 @@ def write_figure(path: str | os.PathLike, fig: Any, dpi: int = 120) -> None:
     plt.close(fig)
 
 
-def is_timing_file(path: str | os.PathLike) -> bool:
-    """Files that hold wall times, memory or provenance (when, where, by whom) or views rendered from
-    them: the only outputs that differ between two CPU runs of the same config and seed."""
-    name = Path(path).name
-    return (name.endswith((".time.json", ".cost.csv", ".md", ".tex", ".html", ".prov.json")) or name == "cost.json"
-            or Path(path).parent.name in ("logs", "benchmarks"))
 
 
 def read_npz(path: str | os.PathLike) -> dict[str, np.ndarray]:
@@ -134,8 +127,6 @@ def save_checkpoint(path: str | os.PathLike, state_dict: dict, meta: dict[str, A
     """Write tensors as safetensors with JSON metadata (arch, kwargs, seed, config hash, versions)."""
     import torch
     from safetensors.torch import save_file
-
-    from . import __version__
 
     tensors = {k: v.detach().to("cpu").contiguous().clone() for k, v in state_dict.items()}
     # One metadata entry: safetensors writes several in hash-map order, which changes between runs.

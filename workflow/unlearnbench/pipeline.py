@@ -1,5 +1,6 @@
 """The spine's stage functions (data, training, unlearning, prediction, evaluation), one per rule,
-called with keyword arguments by the thin scripts in workflow/scripts/ (named like their rules).
+called by the thin scripts in workflow/scripts/ (named like their rules) with the job's context
+(`runtime.Job`: seed, device, threads, outputs by name) and the job's inputs and settings.
 
 Every stage writes its outputs atomically (a failed stage leaves no half-written file). Outputs are
 deterministic for a fixed config and seed on the CPU; wall time and memory go to `*.time.json`
@@ -9,83 +10,73 @@ sidecars only.
 from __future__ import annotations
 
 import copy
+from statistics import median
 from typing import Any
 
 import numpy as np
 
-from .config import config_hash
-from .data import RequestData, make_forget_request, make_split, prepare_dataset, to_float, view_indices
+from .data import (RequestData, check_request, check_split, load_view, make_forget_request, make_split, prepare_dataset,
+                   read_archive, to_float, view_indices)
 from .errors import UserError
-from .io import read_json, read_npz, write_csv_rows, write_json, write_npz
-from .lazy import torch
-from .models.checkpoint import save_model
+from .infra.lazy import torch
+from .infra.sandbox import restrict_files
+from .io import load_checkpoint, read_json, read_npz, write_csv_rows, write_json, write_npz
+from .keys import config_hash
+from .methods import Context, UnlearnData, UnlearningMethod
+from .metrics.accuracy import compute_metrics, conv_sparsity, weight_distance
+from .models.checkpoint import load_model, model_meta, new_model, save_model, write_outputs
+from .parts.pruning import apply_mask, enforce_mask, load_mask, mask_violations, sparsity_of, train_with_mask
+from .runtime import Job, measure
+from .training import train
 
 
 # --------------------------------------------------------------------------- data
-def run_prepare_dataset(spec: dict, data_root: str, allow_download: bool, out_data: str) -> None:
+def run_prepare_dataset(job: Job, spec: dict, data_root: str, allow_download: bool) -> None:
     arrays = prepare_dataset(spec, data_root, allow_download)
-    write_npz(out_data, **arrays)
+    write_npz(job.out["data"], **arrays)
     print(f"prepared {spec['source']}: {len(arrays['y'])} images {arrays['x'].shape[1:]}, "
           f"{len(np.unique(arrays['y']))} classes, official test split: {bool(arrays['is_test'].any())}")
 
 
-def run_make_split(data: str, spec: dict, out_split: str) -> None:
-    from .data import read_archive
+def run_make_split(job: Job, data: str, spec: dict) -> None:
 
     d = read_archive(data)
     split = make_split(d["y"], d["is_test"], spec["val_fraction"], spec["test_fraction"], spec["split_seed"])
-    write_json(out_split, {k: v.tolist() for k, v in split.items()})
+    write_json(job.out["split"], {k: v.tolist() for k, v in split.items()})
     print("split sizes: " + ", ".join(f"{k}={len(v)}" for k, v in split.items()))
 
 
-def run_make_forget_request(data: str, split: str, scenario: dict, out_request: str, out_card: str) -> None:
+def run_make_forget_request(job: Job, data: str, split: str, scenario: dict) -> None:
     """The forget/retain indices, and the request card: what every method is told (type, classes,
     sizes), without any index."""
-    from .data import check_split, read_archive
 
     d = read_archive(data)
     num_classes = len(d["class_names"])
     split_d = read_json(split)
     check_split(split_d, len(d["y"]), split)
     req = make_forget_request(d["y"], split_d, scenario, num_classes=num_classes)
-    write_json(out_request, {**req, "forget": req["forget"].tolist(), "retain": req["retain"].tolist(), "scenario": scenario})
-    write_json(out_card, {"type": req["type"], "forget_classes": req["forget_classes"], "num_classes": num_classes,
+    write_json(job.out["request"], {**req, "forget": req["forget"].tolist(), "retain": req["retain"].tolist(), "scenario": scenario})
+    write_json(job.out["card"], {"type": req["type"], "forget_classes": req["forget_classes"], "num_classes": num_classes,
                           "n_forget": len(req["forget"]), "n_retain": len(req["retain"]), "scenario": scenario})
     print(f"forget request {scenario}: forget={len(req['forget'])} retain={len(req['retain'])}")
 
 
-def run_data_view(data: str, split: str, request: str, view: str, out_view: str) -> None:
+def run_data_view(job: Job, data: str, split: str, request: str, view: str) -> None:
     """One data set a method may read, as its own file: uint8 images, labels, pooled indices, and
     whether a retain subset in fact covers the whole retain set."""
     rd = RequestData.load(data, split, request)
     idx = view_indices(view, rd)
     covers_all = view.startswith("retain") and len(idx) == len(rd.retain)
-    write_npz(out_view, x=rd.data["x"][idx], y=rd.y[idx], index=idx, covers_all=np.asarray(covers_all))
+    write_npz(job.out["view"], x=rd.data["x"][idx], y=rd.y[idx], index=idx, covers_all=np.asarray(covers_all))
     print(f"data view {view}: {len(idx)} samples" + (" (the whole retain set)" if covers_all and view != "retain" else ""))
 
 
-def load_view(path: str) -> tuple[Any, Any, bool]:
-    """(x float [0,1], y int64, covers_all) of a data view file."""
-    v = read_npz(path)
-    missing = {"x", "y", "covers_all"} - set(v)
-    if missing:
-        raise UserError(f"{path} is not a data view (missing {sorted(missing)}); delete it and rerun")
-    return to_float(v["x"]), torch.from_numpy(v["y"].astype(np.int64)), bool(v["covers_all"])
-
-
 # --------------------------------------------------------------------------- training
-def _train(data: str, split: str, request: str | None, dataset_spec: dict, model_spec: dict, recipe: dict,
-           seed: int, device: str, threads: int, out_ckpt: str, out_log: str, out_info: str, out_time: str,
-           out_outputs: str, replica: int = 0, mask: str | None = None) -> None:
-    from .models.checkpoint import model_meta, new_model
-    from .runtime import measure, resolve_device, seed_everything
-    from .training import train
-
+def _train(job: Job, data: str, split: str, request: str | None, dataset_spec: dict, model_spec: dict, recipe: dict,
+           replica: int = 0, mask: str | None = None) -> None:
+    seed = job.seed
     train_seed = seed + 1000 * replica  # an independent retrain: other init and batch order
-    seed_everything(train_seed, threads)
-    dev = resolve_device(device)
-    from .data import check_request, check_split, read_archive
-
+    dev = job.start(train_seed)
     rd_data, split_d = read_archive(data), read_json(split)
     check_split(split_d, len(rd_data["y"]), split)
     x, y = to_float(rd_data["x"]), torch.from_numpy(rd_data["y"])
@@ -98,47 +89,32 @@ def _train(data: str, split: str, request: str | None, dataset_spec: dict, model
     model = new_model(rd_data, model_spec)
     t_idx, v_idx = torch.as_tensor(train_idx), torch.as_tensor(val_idx)
     extra = {}
-    with measure(dev) as usage:
+    with job.timed() as usage:
         if mask is None:
             log = train(model, x[t_idx], y[t_idx], recipe, train_seed, dev, val=(x[v_idx], y[v_idx]), desc=kind)
         else:  # the sparse gold model: from scratch, the sparse original's mask enforced throughout
-            from .parts.pruning import apply_mask, load_mask, sparsity_of, train_with_mask
-
             m, m_meta = load_mask(mask)
             apply_mask(model, m)
             log = train_with_mask(model, x[t_idx], y[t_idx], m, recipe, train_seed, dev, val=(x[v_idx], y[v_idx]), desc=kind)
             extra = {"sparsity": sparsity_of(model, m), "pruning": m_meta.get("pruning")}
+        usage.extra["epoch_seconds"] = [row.pop("seconds") for row in log]
     meta = model_meta(rd_data, model_spec, kind=kind, seed=seed, replica=replica, recipe=recipe, **extra,
                       config_hash=config_hash(dataset_spec, model_spec, recipe, seed, scenario))
-    save_model(out_ckpt, model, meta)
-    epoch_seconds = [row.pop("seconds") for row in log]
-    write_csv_rows(out_log, log)
-    write_json(out_info, {"kind": kind, "seed": seed, "replica": replica, "final": log[-1], "n_train": int(len(train_idx))})
-    write_json(out_time, usage.record(epoch_seconds=epoch_seconds))
-    write_outputs(model, x, dev, out_outputs)
+    save_model(job.out["ckpt"], model, meta)
+    write_csv_rows(job.out["log"], log)
+    write_json(job.out["info"], {"kind": kind, "seed": seed, "replica": replica, "final": log[-1], "n_train": int(len(train_idx))})
+    write_outputs(model, x, dev, job.out["outputs"])
 
 
-def write_outputs(model, x, dev, out_outputs: str) -> None:
-    """A model's logits on every pooled sample (train, val and test): what evaluation reads."""
-    from .runtime import predict_logits
-
-    write_npz(out_outputs, logits=predict_logits(model, x, dev).numpy().astype(np.float32))
+def run_train_original(job: Job, data: str, split: str, dataset_spec: dict, model_spec: dict, recipe: dict) -> None:
+    _train(job, data, split, None, dataset_spec, model_spec, recipe)
 
 
-def run_train_original(data: str, split: str, dataset_spec: dict, model_spec: dict, recipe: dict, seed: int,
-                       device: str, threads: int, out_ckpt: str, out_log: str, out_info: str, out_time: str,
-                       out_outputs: str) -> None:
-    _train(data, split, None, dataset_spec, model_spec, recipe, seed, device, threads, out_ckpt, out_log, out_info,
-           out_time, out_outputs)
-
-
-def run_train_retrain(data: str, split: str, request: str, dataset_spec: dict, model_spec: dict, recipe: dict,
-                      seed: int, replica: int, device: str, threads: int, out_ckpt: str, out_log: str,
-                      out_info: str, out_time: str, out_outputs: str, mask: str | None = None) -> None:
+def run_train_retrain(job: Job, data: str, split: str, request: str, dataset_spec: dict, model_spec: dict, recipe: dict,
+                      replica: int, mask: str | None = None) -> None:
     """The gold model: same recipe, fresh initialisation, retain set only (and, for a sparse
     original, the same pruning mask)."""
-    _train(data, split, request, dataset_spec, model_spec, recipe, seed, device, threads, out_ckpt, out_log,
-           out_info, out_time, out_outputs, replica=replica, mask=mask)
+    _train(job, data, split, request, dataset_spec, model_spec, recipe, replica=replica, mask=mask)
 
 
 # --------------------------------------------------------------------------- unlearning
@@ -166,23 +142,17 @@ def split_timings(obj, path: str = ""):
     return obj, found
 
 
-def run_unlearn(original: str, card: str, views: dict[str, str], artefacts: dict[str, Any], method_spec: dict,
-                seed: int, device: str, threads: int, out_ckpt: str, out_info: str, out_time: str,
-                protected: list[str] | None = None, mask: str | None = None, repeats: int = 0,
+def run_unlearn(job: Job, method: UnlearningMethod, method_spec: dict, original: str, card: str, views: dict[str, str],
+                artefacts: dict[str, Any], protected: list[str] | None = None, mask: str | None = None, repeats: int = 0,
                 tuned: dict | None = None) -> None:
-    """Apply one method instance to the original model. The job reads only the files given here:
+    """Apply one method instance (`method`, made from its config block `method_spec`, which the model's
+    metadata records) to the original model. The job reads only the files given here:
     the method's declared data views and artefacts, the original model and the request card.
     `tuned`: where a tuned instance's values come from (its lock entry), recorded in unlearn.json.
     `repeats` k >= 1 (rule time_unlearn): run the unlearning k times from the same state and write
     only the timing sidecar, with every repeat and their median (the checkpoint is not written)."""
-    from .methods import Context, UnlearnData, create_method
-    from .models.checkpoint import load_model
-    from .runtime import measure, resolve_device, seed_everything
-    from .sandbox import restrict_files
 
-    seed_everything(seed, threads)
-    dev = resolve_device(device)
-    method = create_method(method_spec)
+    seed, dev = job.seed, job.start()
     c = read_json(card)
     if c["type"] not in method.supports:
         raise UserError(f"method {method.name} does not support {c['type']} forgetting")
@@ -207,20 +177,18 @@ def run_unlearn(original: str, card: str, views: dict[str, str], artefacts: dict
     allowed = [original, card, *views.values(), *[p for v in artefacts.values() for p in ([v] if isinstance(v, str) else v)]]
     pruned = _load_pruning_mask(mask)
     if repeats:
-        from statistics import median
-
         times = []
         for _ in range(repeats):  # every repeat from the same state and seed
-            seed_everything(seed, threads)
+            job.start()
             trial, tctx = copy.deepcopy(model), copy.deepcopy(ctx)
-            with restrict_files(allowed, [out_time], protected or []):
+            with restrict_files(allowed, [job.out["time"]], protected or []):
                 with measure(dev) as usage:
                     unlearn_keeping_mask(method, trial, udata, tctx, pruned)
             times.append(usage.seconds)
             print(f"repeat {len(times)}/{repeats}: {usage.seconds:.3f} s", flush=True)
-        write_json(out_time, usage.record(repeats=times, seconds_median=median(times)))
+        write_json(job.out["time"], usage.record(repeats=times, seconds_median=median(times)))
         return
-    with restrict_files(allowed, [out_ckpt, out_info, out_time], protected or []):
+    with restrict_files(allowed, list(job.out.values()), protected or []):
         with measure(dev) as usage:
             model = unlearn_keeping_mask(method, model, udata, ctx, pruned)
     meta = {**meta, "kind": "unlearned", "method": method_spec, "seed": seed, "original_config_hash": meta.get("config_hash"),
@@ -228,21 +196,15 @@ def run_unlearn(original: str, card: str, views: dict[str, str], artefacts: dict
     record = {"method": method.name, "hparams": method.hp, "access": label, "seed": seed, "info": ctx.info,
               "artefact_files": {k: v for k, v in sorted(artefacts.items())}, "tuned": tuned}
     if pruned is not None:
-        from .parts.pruning import sparsity_of
-
         record["sparsity"] = meta["sparsity"] = sparsity_of(model, pruned)
-    save_model(out_ckpt, model, meta)
+    save_model(job.out["ckpt"], model, meta)
     record["info"], info_seconds = split_timings(record["info"])  # wall times belong in the sidecar
-    write_json(out_info, record)
-    write_json(out_time, usage.record(**({"info_seconds": info_seconds} if info_seconds else {})))
+    write_json(job.out["info"], record)
+    write_json(job.out["time"], usage.record(**({"info_seconds": info_seconds} if info_seconds else {})))
 
 
 def _load_pruning_mask(path: str | None):
-    if path is None:
-        return None
-    from .parts.pruning import load_mask
-
-    return load_mask(path)[0]
+    return None if path is None else load_mask(path)[0]
 
 
 def unlearn_keeping_mask(method, model, data, ctx, mask=None):
@@ -250,7 +212,6 @@ def unlearn_keeping_mask(method, model, data, ctx, mask=None):
     on gradients and forward passes, see parts/pruning.enforce_mask) and checked afterwards."""
     if mask is None:
         return method.unlearn(model, data, ctx)
-    from .parts.pruning import apply_mask, enforce_mask, mask_violations
 
     mask = {k: v.to(ctx.device) for k, v in mask.items()}
     with enforce_mask(model, mask):
@@ -270,19 +231,14 @@ def _all_retain_label(access) -> str:
 
 
 # --------------------------------------------------------------------------- evaluation
-def run_evaluate(ckpt: str, retrain_outputs: str, data: str, split: str, request: str, original: str, retrain: str,
-                 unlearn_info: str, access: str, seed: int, device: str, threads: int, out_outputs: str,
-                 out_metrics: str, out_mia: str) -> None:
+def run_evaluate(job: Job, ckpt: str, retrain_outputs: str, data: str, split: str, request: str, original: str,
+                 retrain: str, unlearn_info: str, access: str) -> None:
     """An unlearned run: its logits on every sample, then its metrics (see run_evaluate_reference)."""
-    from .models.checkpoint import load_model
-    from .runtime import resolve_device, seed_everything
-
-    seed_everything(0, threads)
-    dev = resolve_device(device)
+    dev = job.start(0)
     model, _ = load_model(ckpt, dev)
-    write_outputs(model, to_float(read_npz(data)["x"]), dev, out_outputs)
-    run_evaluate_reference(out_outputs, retrain_outputs, data, split, request, ckpt, original, retrain, unlearn_info,
-                           access, seed, out_metrics, out_mia)
+    write_outputs(model, to_float(read_npz(data)["x"]), dev, job.out["outputs"])
+    run_evaluate_reference(job, job.out["outputs"], retrain_outputs, data, split, request, ckpt, original, retrain,
+                           unlearn_info, access)
 
 
 def validation_counts(rd: RequestData) -> dict[str, int]:
@@ -292,14 +248,11 @@ def validation_counts(rd: RequestData) -> dict[str, int]:
     return {"n_val": int((~forgotten).sum()), "n_val_forget": int(forgotten.sum())}
 
 
-def run_evaluate_reference(outputs: str, retrain_outputs: str, data: str, split: str, request: str, ckpt: str,
-                           original: str, retrain: str, unlearn_info: str | None, access: str, seed: int,
-                           out_metrics: str, out_mia: str) -> None:
+def run_evaluate_reference(job: Job, outputs: str, retrain_outputs: str, data: str, split: str, request: str,
+                           ckpt: str, original: str, retrain: str, unlearn_info: str | None, access: str) -> None:
     """Accuracies, membership-inference attacks, divergences and weight distances of one run from
-    its logits (torch-free)."""
-    from .io import load_checkpoint
-    from .metrics.accuracy import compute_metrics, conv_sparsity, weight_distance
-
+    its logits (no model is run)."""
+    seed = job.seed
     rd = RequestData.load(data, split, request)
     logits, r_logits = read_npz(outputs)["logits"], read_npz(retrain_outputs)["logits"]
     metrics, flags = compute_metrics(logits, rd.y, rd.split, rd.request, rd.num_classes, r_logits, seed=seed)
@@ -311,9 +264,9 @@ def run_evaluate_reference(outputs: str, retrain_outputs: str, data: str, split:
     metrics["dist_original"], metrics["dist_retrain"] = d_orig["total"], d_retr["total"]
     metrics["sparsity"] = conv_sparsity(state)
     hist = flags.pop("forget_pred_hist")
-    write_npz(out_mia, **flags, forget_index=rd.forget)
+    write_npz(job.out["mia"], **flags, forget_index=rd.forget)
     if unlearn_info:
         access = read_json(unlearn_info)["access"]  # what the job actually read (e.g. "retain (all)")
-    write_json(out_metrics, {"metrics": metrics, "access": access, "forget_pred_hist": hist,
+    write_json(job.out["metrics"], {"metrics": metrics, "access": access, "forget_pred_hist": hist,
                              "layer_dist_original": d_orig["layers"], "layer_dist_retrain": d_retr["layers"],
                              "n_forget": len(rd.forget), "n_retain": len(rd.retain), **validation_counts(rd)})

@@ -3,17 +3,22 @@
 from __future__ import annotations
 
 import os
+import platform
 import random
+import socket
+import sys
 import threading
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Iterator
+from typing import Any, Iterator
 
 import numpy as np
 
 from .errors import UserError
-from .lazy import torch
+from .infra.lazy import torch
+from .infra.numerics import active_mode
+from .io import write_json
 
 
 def resolve_device(name: str = "auto") -> torch.device:
@@ -42,7 +47,6 @@ def _deterministic() -> None:
     """torch.use_deterministic_algorithms(True, warn_only=True). The public call also sets the flag of
     torch.compile's inductor, importing torch._dynamo to do so (1-4 s per job); nothing here compiles,
     so while inductor is not loaded only the eager flag is set (the same C call the public one makes)."""
-    import sys
 
     c_set = getattr(torch._C, "_set_deterministic_algorithms", None)
     if "torch._inductor.config" in sys.modules or c_set is None:
@@ -100,6 +104,32 @@ def predict_logits(model: torch.nn.Module, x: torch.Tensor, device: torch.device
 
 
 @dataclass
+class Job:
+    """One rule job's context for its stage function: the run's seed, the device, the torch thread
+    count and the job's outputs by name (`out["time"]`: the timing sidecar). `start()` seeds every
+    RNG and resolves the device; `timed()` measures a block and writes the timing sidecar."""
+
+    seed: int = 0
+    device: str = "auto"
+    threads: int = 1
+    out: dict = field(default_factory=dict)
+    dev: Any = None
+
+    def start(self, seed: int | None = None) -> torch.device:
+        seed_everything(self.seed if seed is None else seed, self.threads)
+        self.dev = resolve_device(self.device)
+        return self.dev
+
+    @contextmanager
+    def timed(self, **extra) -> Iterator["Usage"]:
+        """Wall time and peak memory of the block, written with `extra` (and whatever the block put
+        in `usage.extra`) to the timing sidecar."""
+        with measure(self.dev) as usage:
+            yield usage
+        write_json(self.out["time"], usage.record(**extra))
+
+
+@dataclass
 class Usage:
     seconds: float = 0.0
     peak_mem_mb: float = 0.0  # peak extra memory during the block (RSS on CPU, allocator on CUDA)
@@ -108,13 +138,11 @@ class Usage:
 
     def record(self, **extra) -> dict:
         """The timing sidecar of a stage (`*.time.json`): seconds, memory and where they were measured."""
-        return {"seconds": self.seconds, "peak_mem_mb": self.peak_mem_mb, **machine(self.device), **extra}
+        return {"seconds": self.seconds, "peak_mem_mb": self.peak_mem_mb, **machine(self.device), **self.extra, **extra}
 
 
 def machine(device: str = "cpu") -> dict:
     """Where a time was measured: host, CPU model and count, torch threads, device, numerics mode."""
-    import platform
-    import socket
 
     cpu = platform.processor() or platform.machine()
     try:
@@ -122,7 +150,6 @@ def machine(device: str = "cpu") -> dict:
             cpu = next((l.split(":", 1)[1].strip() for l in fh if l.startswith("model name")), cpu)
     except OSError:
         pass
-    from .numerics import active_mode
 
     info = {"host": socket.gethostname(), "cpu": cpu, "cpu_count": os.cpu_count(),
             "torch_threads": torch.get_num_threads(), "device": str(device), "numerics": active_mode()}

@@ -10,7 +10,7 @@ import time
 from typing import Any, Callable
 
 from .errors import UserError
-from .lazy import F, nn, torch
+from .infra.lazy import F, nn, torch
 from .runtime import augment, generator, iterate_batches, predict_logits
 
 DEFAULT_RECIPE: dict[str, Any] = {

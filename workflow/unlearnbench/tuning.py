@@ -40,10 +40,16 @@ import json
 import math
 import os
 import random
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
 from .errors import UserError
+from .io import read_json, write_json, write_text
+from .methods import coerce, create_method, get_method
+from .runtime import machine
+from .studies import study_setups
 
 MIN_SEEDS = 3
 LOCK_SUFFIX = ".lock.yaml"
@@ -131,8 +137,6 @@ def add_tuning_trials(config: dict[str, Any]) -> None:
     """In place: every tuning trial becomes a method instance (so the ordinary rules run it), after
     checking each entry: enough seeds, an existing cell, and grids that never change what a method
     reads (its access or which artefacts it needs)."""
-    from .config import study_setups
-    from .methods import coerce, create_method, get_method
 
     for name, t in config.get("tuning", {}).items():
         where = f"tuning.{name}"
@@ -190,7 +194,6 @@ def add_tuning_trials(config: dict[str, Any]) -> None:
 
 def _check_carried(config: dict[str, Any], inst: str, spec: dict[str, Any], as_: str, entry: str) -> None:
     """An instance that takes another's tuned values (tune_as) must accept them and read the same data."""
-    from .methods import create_method
 
     if as_ == inst:
         return
@@ -324,7 +327,6 @@ def choose(trials: list[dict[str, Any]], tol: float, prefer: dict[str, Any]) -> 
 def run_tune(name: str, runs: list[dict[str, Any]], metric_files: list[str], out_json: str,
              fingerprint: str = "", prefer: dict[str, dict] | None = None, numerics: str = "portable") -> None:
     """`runs` as tuning_runs lists them: per seed its retrain, then that seed's trials."""
-    from .io import read_json, write_json
 
     records = []
     for r, f in zip(runs, metric_files):
@@ -392,8 +394,6 @@ def write_lock(path: str | os.PathLike, records: dict[str, dict[str, Any]]) -> N
     """Merge `records` into the lock file `path` (entries sorted; other entries kept)."""
     import yaml
 
-    from .io import write_text
-
     data = {**read_lock(path), **records}
     head = ("# Hyperparameter lock: the values rule tune chose for each tuning entry of the config file beside\n"
             "# it. Tables are built from these values. Generated: python3.11 bootstrap.py retune ENTRY --write\n")
@@ -405,12 +405,8 @@ def retune(entries: list[str], write: bool, configfiles: list[str], snakemake_ar
     """`python -m unlearnbench retune ENTRY… [--write]`: derive the entries again (rule tune, from
     this checkout's workflow), print every difference against the lock, and with --write record the
     new values in the lock files. Exit 1 when a value differs and was not written."""
-    import subprocess
-    import sys
 
-    from .io import read_json
-    from .provenance import REPO
-    from .runtime import machine
+    from .infra.provenance import REPO
 
     files = [str(REPO / "config.yaml"), *sorted(str(p) for p in (REPO / "workflow" / "papers").glob("*/study.yaml")),
              *configfiles]

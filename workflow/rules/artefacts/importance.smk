@@ -4,7 +4,8 @@
 # normalisation scope are chosen at unlearning time (alpha sweeps reuse one file). The forget set is
 # never read.
 
-from unlearnbench.parts.suppression import importance_view, inversion_key
+from unlearnbench.methods.uisps import importance_view
+from unlearnbench.parts.inversion import INVERSION_KEYS as DEEPINVERSION_KEYS  # (rule files share one namespace)
 
 IMPORTANCE = os.path.join(ART_DIR, "{scenario}", "importance_{key}.safetensors")
 ARTEFACTS["importance"] = lambda w, m: run_path(IMPORTANCE, w, key=artefact_key(m, "importance"))
@@ -14,8 +15,8 @@ rule make_importance:
     input:
         original=rules.train_original.output.ckpt,
         inversion=lambda w: [
-            run_path(os.path.join(ART_DIR, "inversion_{key}", "class{cls}.npz"), w,
-                     key=inversion_key(artefact_settings("importance")[w.key]), cls=c)
+            run_path(rules.make_inversion.output.samples, w, key=settings_key(artefact_settings("importance")[w.key], DEEPINVERSION_KEYS),
+                     cls=c)
             for c in scenario_classes(w.scenario)
         ],
         retain=lambda w: run_path(

@@ -5,8 +5,8 @@
 # accepted samples are drawn as a grid, one row per class, in results/figures/synthetic/ (the
 # acceptance rate per class is in its title and in the info JSON).
 
-from unlearnbench.methods.mugan import GAN_KEYS, artefact_subkey, dataset_classes
-from unlearnbench.methods.zmugan import INVERSION_KEYS
+from unlearnbench.methods.mugan import GAN_KEYS, dataset_classes
+from unlearnbench.methods.zmugan import INVERSION_KEYS as KEGNET_KEYS  # (rule files share one namespace)
 
 SYNTHETIC = os.path.join(ART_DIR, "synthetic_{kind}_{key}.npz")
 SYNTHETIC_GRID = os.path.join(R, "figures", "synthetic", "{dataset}", "{model}", "{training}", "s{seed}", "{kind}_{key}.png")
@@ -20,10 +20,10 @@ rule make_synthetic:
     input:
         original=rules.train_original.output.ckpt,
         generators=lambda w: (
-            [run_path(GAN, w, key=artefact_subkey(SYNTHETIC_SETTINGS(w), GAN_KEYS), cls=c)
+            [run_path(rules.train_gan.output.generator, w, key=settings_key(SYNTHETIC_SETTINGS(w), GAN_KEYS), cls=c)
              for c in range(dataset_classes(config["datasets"][w.dataset]))]
             if w.kind == "gan" else
-            [run_path(KEGNET, w, key=artefact_subkey(SYNTHETIC_SETTINGS(w), INVERSION_KEYS), member=i)
+            [run_path(rules.train_kegnet.output.generator, w, key=settings_key(SYNTHETIC_SETTINGS(w), KEGNET_KEYS), member=i)
              for i in range(int(SYNTHETIC_SETTINGS(w)["inv_members"]))]
         ),
     output:

@@ -6,6 +6,9 @@ the DAG reads the declarations. `list_methods()` lists the registered names.
 
 from __future__ import annotations
 
+import importlib
+import pkgutil
+
 from ._base import (COMMON_CHECKS, Access, Check, Context, UnlearnData, UnlearningMethod, between, coerce,
                     create_method, ge, get_method, gt, list_methods, one_of, pattern, register_method)
 
@@ -14,8 +17,6 @@ __all__ = ["COMMON_CHECKS", "Access", "Check", "Context", "UnlearnData", "Unlear
 
 
 def _import_all() -> None:
-    import importlib
-    import pkgutil
 
     for mod in pkgutil.iter_modules(__path__):
         if not mod.name.startswith("_"):

@@ -3,7 +3,7 @@
 Torch-free: Snakemake reads every declaration here while it builds the DAG (which data views and
 artefacts a run needs, which scenarios a method supports, whether its hyperparameters are valid),
 so nothing in this module, and nothing a method file runs at import time, may import torch.
-Method files use `from ..lazy import torch, F` (imported on first use, inside the job).
+Method files use `from ..infra.lazy import torch, F` (imported on first use, inside the job).
 
 A method is a class registered with `@register_method("name")` that declares
 - `defaults`: its hyperparameters; a config instance may override any of them and nothing else.

@@ -22,7 +22,7 @@ from __future__ import annotations
 import copy
 
 from ..errors import UserError
-from ..lazy import torch
+from ..infra.lazy import torch
 from ..runtime import generator, iterate_batches
 from ..training import make_optimizer, set_bn_train
 from ._base import Access, UnlearningMethod, between, gt, register_method

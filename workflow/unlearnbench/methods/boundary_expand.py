@@ -5,7 +5,7 @@ returned model has the original head shape."""
 
 from __future__ import annotations
 
-from ..lazy import nn, torch
+from ..infra.lazy import nn, torch
 from ._base import Access, UnlearningMethod, register_method
 
 

@@ -4,7 +4,7 @@ fine-tune the model on the forget samples with those labels. Forget-only access.
 
 from __future__ import annotations
 
-from ..lazy import F, torch
+from ..infra.lazy import F, torch
 from ._base import Access, UnlearningMethod, gt, register_method
 
 

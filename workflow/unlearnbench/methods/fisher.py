@@ -15,7 +15,7 @@ samples: the per-sample gradients (one per class per sample) dominate the cost o
 
 from __future__ import annotations
 
-from ..lazy import nn, torch
+from ..infra.lazy import nn, torch
 from ..runtime import generator, sqrt
 from ._base import Access, UnlearningMethod, ge, gt, register_method
 

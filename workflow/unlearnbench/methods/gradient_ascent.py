@@ -10,7 +10,7 @@ stops with an error.
 from __future__ import annotations
 
 from ..errors import UserError
-from ..lazy import F, torch
+from ..infra.lazy import F, torch
 from ..runtime import generator, iterate_batches
 from ..training import make_optimizer, set_bn_train
 from ._base import Access, UnlearningMethod, register_method

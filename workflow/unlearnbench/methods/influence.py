@@ -9,7 +9,7 @@ Per-sample gradients of at most `num_samples` forget samples are used for F.
 
 from __future__ import annotations
 
-from ..lazy import F, torch
+from ..infra.lazy import F, torch
 from ..runtime import generator
 from ._base import Access, UnlearningMethod, ge, gt, register_method
 

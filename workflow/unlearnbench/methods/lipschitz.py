@@ -6,7 +6,7 @@ mode, which the CLUE paper blames for LU's collapse)."""
 
 from __future__ import annotations
 
-from ..lazy import torch
+from ..infra.lazy import torch
 from ..runtime import generator
 from ..training import make_optimizer, set_bn_train
 from ._base import Access, UnlearningMethod, ge, gt, register_method

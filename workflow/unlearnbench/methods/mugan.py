@@ -30,8 +30,9 @@ available as "uniform_normalized" (u = mean + std * U[0,1) in pixels). D_f and D
 
 from __future__ import annotations
 
+from ..data import NUM_CLASSES
 from ..errors import UserError
-from ..lazy import F, torch
+from ..infra.lazy import F, torch
 from ..runtime import generator, iterate_batches
 from ..training import make_optimizer, set_bn_train
 from ._base import Access, UnlearningMethod, between, ge, gt, one_of, register_method
@@ -58,17 +59,8 @@ SAMPLE_CHECKS = {"samples_per_class": ge(1), "max_draw_factor": ge(1), "sample_b
                  "min_fill": between(0, 1, low_open=True)}
 
 
-def artefact_subkey(settings: dict, keys: tuple[str, ...]) -> str:
-    """The artefact key (as common.smk's artefact_key) of the generators a synthetic set is drawn
-    from: the hash of the generator settings among the synthetic set's settings."""
-    from ..config import config_hash
-
-    return config_hash({k: settings[k] for k in keys})[:10]
-
-
 def dataset_classes(spec: dict) -> int:
     """The class count of a dataset entry, known before it is prepared (per-class GAN files)."""
-    from ..data import NUM_CLASSES
 
     if spec["source"] not in NUM_CLASSES:
         raise UserError(f"MuGAN needs the class count of dataset source {spec['source']!r} to plan one GAN per class; "
@@ -188,6 +180,8 @@ class MuGAN(UnlearningMethod):
     checks = {"gan_z_dim": ge(1), "gan_g_width": ge(1), "gan_d_width": ge(1), "gan_batch_size": ge(2),
               "gan_epochs": ge(1), "gan_beta1": between(0, 1, high_open=True), **SAMPLE_CHECKS, **UNLEARN_CHECKS}
     supports = frozenset({"class"})
+    smoke = {"gan_z_dim": 16, "gan_g_width": 8, "gan_d_width": 8, "gan_epochs": 15, "gan_batch_size": 16,
+             "gan_lr": 2.0e-3, "samples_per_class": 20, "max_draw_factor": 500.0, "min_fill": 0.05, "lr": 5.0e-3}
     artefacts = {"gan": GAN_KEYS, "synthetic_gan": GAN_KEYS + SAMPLE_KEYS}
 
     def access(self) -> Access:

@@ -4,7 +4,7 @@ adapts it; `use_retain: true` mixes in the retain set (SalUn's version, full acc
 
 from __future__ import annotations
 
-from ..lazy import torch
+from ..infra.lazy import torch
 from ._base import Access, UnlearningMethod, register_method
 
 

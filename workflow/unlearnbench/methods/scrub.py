@@ -29,7 +29,7 @@ order min_first, where a max-epoch comes last).
 from __future__ import annotations
 
 from ..errors import UserError
-from ..lazy import F, torch
+from ..infra.lazy import F, torch
 from ..runtime import generator, iterate_batches
 from ..training import make_optimizer, set_bn_train
 from ._base import Access, UnlearningMethod, ge, gt, one_of, register_method

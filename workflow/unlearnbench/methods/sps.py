@@ -33,11 +33,13 @@ The wrapped method is told only the sets its own access declares.
 from __future__ import annotations
 
 from ..errors import UserError
-from ..lazy import torch
+from ..infra.lazy import torch
 from ..parts.inversion import INVERSION_DEFAULTS, INVERSION_KEYS
-from ..parts.suppression import IMPORTANCE_KEYS, NORM_SCOPES
+from ..runtime import generator
 from ._base import Access, UnlearnData, UnlearningMethod, between, ge, get_method, one_of, register_method
-from .uisps import UISPS
+from .uisps import UISPS, importance_view
+from .uisps.suppression import (IMPORTANCE_KEYS, NORM_SCOPES, load_importance, mask_summary, restrict_updates,
+                                select_parameters)
 
 _ROLES = ("forget", "retain", "val")
 
@@ -93,6 +95,7 @@ class _Wrapper(UnlearningMethod):
 
 @register_method("sps")
 class SPS(_Wrapper):
+    smoke = {"base": "bad_teacher", "inv_iters": 30, "inv_samples": 16}
     defaults = {
         "base": "bad_teacher",           # paper Table VIII: the two-teacher model
         **INVERSION_DEFAULTS,            # the inversion of uisps (paper: 32 samples, 1000 iters, ...)
@@ -129,8 +132,6 @@ class SPS(_Wrapper):
         return s
 
     def importance_view(self, seed: int) -> str:
-        from ..parts.suppression import importance_view
-
         return importance_view(self._fisher_fraction(), seed)
 
     def access(self) -> Access:
@@ -142,7 +143,6 @@ class SPS(_Wrapper):
         return Access(forget=acc.forget, val=acc.val, **retain)
 
     def unlearn(self, model, data, ctx):
-        from ..parts.suppression import load_importance, mask_summary, restrict_updates, select_parameters
 
         if "importance" not in ctx.artefacts:
             raise UserError("sps needs the importance artefact (rule make_importance)")
@@ -164,6 +164,7 @@ class SPS(_Wrapper):
 
 @register_method("partial_retain")
 class PartialRetain(_Wrapper):
+    smoke = {"base": "finetune", "data_fraction": 0.5, "epochs": 1}
     defaults = {
         "base": "finetune",     # Tables VI-VII: FineTune and UNSIR
         "data_fraction": 0.5,   # the fraction of each retained class that is available (0.8 ... 0.2)
@@ -185,8 +186,6 @@ class PartialRetain(_Wrapper):
         acc = self.base.access()
         sets = {role: getattr(data, role) for role in _roles(acc)}
         if acc.retain == "subset" and acc.per_class is not None:  # at most k per class, seeded
-            from ..runtime import generator
-
             x, y = sets["retain"]
             gen = generator(ctx.seed)
             keep = []

@@ -2,7 +2,7 @@
 plus single-pass impair and repair, zero-glance (the forget samples are never read).
 
 Stages
-1. Noise (its own artefact, rule `unsir_noise`, one file per forget class): a batch of
+1. Noise (its own artefact, rule `make_noise`, one file per forget class): a batch of
    `noise_batch` images N is learned against the frozen original model in eval mode (BatchNorm
    statistics untouched) by `noise_steps` Adam steps (lr `noise_lr`) on
        loss = -CE(f(N), c) + noise_lambda * mean_i ||N_i||^2          (paper Eq. 1, code's norm)
@@ -24,10 +24,11 @@ Multi-class forgetting is one pass with one noise tensor per class.
 from __future__ import annotations
 
 from ..errors import UserError
-from ..lazy import F, torch
-from ..runtime import generator, iterate_batches
+from ..infra.lazy import F, torch
+from ..io import load_checkpoint, save_checkpoint, write_json
+from ..runtime import Job, generator, iterate_batches
 from ..training import make_optimizer, set_bn_train
-from ._base import Access, UnlearningMethod, ge, gt, pattern, register_method
+from ._base import Access, UnlearningMethod, ge, pattern, register_method
 
 # The hyperparameters that determine the noise artefact (and nothing else does).
 NOISE_KEYS = ("noise_batch", "noise_steps", "noise_lr", "noise_lambda")
@@ -74,32 +75,27 @@ def learn_noise(model: torch.nn.Module, cls: int, num_classes: int, batch: int, 
     return x.cpu(), info
 
 
-def run_make_noise(original: str, cls: int, settings: dict, seed: int, device: str, threads: int,
-                   out_noise: str, out_info: str, out_time: str) -> None:
+def run_make_noise(job: Job, original: str, cls: int, settings: dict) -> None:
     """Rule make_noise: learn and save the noise of one class for one original model."""
-    from ..io import save_checkpoint, write_json
     from ..models.checkpoint import load_model
-    from ..runtime import measure, resolve_device, seed_everything
 
-    seed_everything(seed, threads)
-    dev = resolve_device(device)
+    dev = job.start()
+    seed = job.seed
     model, meta = load_model(original, dev)
     s = {k: settings[k] for k in NOISE_KEYS}
     shape = (meta["in_channels"], meta["image_size"], meta["image_size"])
-    with measure(dev) as usage:
+    with job.timed() as usage:
         x, info = learn_noise(model, int(cls), meta["num_classes"], int(s["noise_batch"]), int(s["noise_steps"]),
                               float(s["noise_lr"]), float(s["noise_lambda"]), seed, dev, shape)
     info.update(settings=s, seed=seed)
-    save_checkpoint(out_noise, {"noise": x}, {"kind": "unsir_noise", **info})
-    write_json(out_info, info)
-    write_json(out_time, usage.record())
+    save_checkpoint(job.out["noise"], {"noise": x}, {"kind": "unsir_noise", **info})
+    write_json(job.out["info"], info)
     print(f"unsir noise class {cls}: CE {info['ce_before']:.3f} -> {info['ce_after']:.3f} "
           f"in {usage.seconds:.2f}s", flush=True)
 
 
 def load_noise(paths: list[str]) -> dict[int, torch.Tensor]:
     """The per-class noise files of rule make_noise: {class: pixel noise}."""
-    from ..io import load_checkpoint
 
     noise = {}
     for path in paths:
@@ -138,6 +134,7 @@ class UNSIR(UnlearningMethod):
     checks = {"noise_batch": ge(1), "noise_steps": ge(0), "noise_lambda": ge(0), "noise_copies": ge(1),
               "passes": pattern(r"[IR]+", "a non-empty string of I (impair) and R (repair)")}
     supports = frozenset({"class"})
+    smoke = {"noise_steps": 5, "noise_copies": 1, "batch_size": 32, "retain_per_class": 20}
     artefacts = {"noise": NOISE_KEYS}  # one file per forget class (rule make_noise)
 
     def access(self) -> Access:  # zero-glance: never the forget set

@@ -58,6 +58,8 @@ class ZMuGAN(UnlearningMethod):
               "inv_output": one_of("tanh", "standardize"),
               "inv_dec_layers": ge(0), **SAMPLE_CHECKS, **UNLEARN_CHECKS}
     supports = frozenset({"class"})
+    smoke = {"inv_members": 2, "inv_steps": 200, "inv_batch_size": 32, "inv_dec_layers": 1, "samples_per_class": 20,
+             "max_draw_factor": 100.0, "lr": 1.0e-3}
     artefacts = {"kegnet": INVERSION_KEYS, "synthetic_inversion": INVERSION_KEYS + ("inv_members",) + SAMPLE_KEYS}
 
     def access(self) -> Access:

@@ -7,10 +7,10 @@ import numpy as np
 
 from ..data import RequestData
 from ..io import read_npz, write_json
+from ..parts.energy import neg_free_energy
 
 
 def energy_metrics(logits: np.ndarray, rd: RequestData, temperature: float = 1.0) -> dict[str, float]:
-    from ..parts.energy import neg_free_energy
 
     score = neg_free_energy(logits, temperature)
     parts = {"forget": rd.forget, "retain": rd.retain, "test_retain": rd.test_retain}

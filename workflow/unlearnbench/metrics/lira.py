@@ -50,10 +50,21 @@ Everything here is numpy on logits and boolean masks; training the shadow models
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+import torch
+from scipy.special import log_ndtr
+from scipy.stats import norm, rankdata
+
+from ..data import RequestData, check_split, read_archive, to_float
+from ..errors import UserError
+from ..io import read_json, read_npz, write_json, write_npz
+from ..models.checkpoint import new_model
+from ..runtime import Job, predict_logits
+from ..training import train
 
 
 # --------------------------------------------------------------------------- features and masks
@@ -93,8 +104,6 @@ class LiraStats:
 
 def _masked_median(phi: np.ndarray, mask: np.ndarray) -> np.ndarray:
     with np.errstate(all="ignore"):
-        import warnings
-
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", RuntimeWarning)
             return np.nanmedian(np.where(mask, phi, np.nan), axis=0)
@@ -153,7 +162,6 @@ def lira_scores(phi: np.ndarray, stats: LiraStats, online: bool = True) -> np.nd
     phi = np.asarray(phi, np.float64)
     if online:
         return _log_normal(phi, stats.mu_in, stats.sd_in) - _log_normal(phi, stats.mu_out, stats.sd_out)
-    from scipy.special import log_ndtr
 
     return log_ndtr((phi - stats.mu_out) / stats.sd_out)
 
@@ -178,7 +186,6 @@ def leave_one_out_scores(phi: np.ndarray, keep: np.ndarray, online: bool = True,
 # --------------------------------------------------------------------------- summaries
 def auc(pos: np.ndarray, neg: np.ndarray) -> float:
     """Area under the ROC curve of "pos scores higher than neg" (ties count 1/2); NaNs dropped."""
-    from scipy.stats import rankdata
 
     pos, neg = np.asarray(pos, float).ravel(), np.asarray(neg, float).ravel()
     pos, neg = pos[np.isfinite(pos)], neg[np.isfinite(neg)]
@@ -191,7 +198,6 @@ def auc(pos: np.ndarray, neg: np.ndarray) -> float:
 def auc_interval(a: float, n_pos: int, n_neg: int, alpha: float = 0.05) -> tuple[float, float]:
     """Normal interval for an AUC `a` (0..1) from n_pos positives and n_neg negatives, with the
     Hanley & McNeil (1982) standard error."""
-    from scipy.stats import norm
 
     if not (n_pos and n_neg) or not np.isfinite(a):
         return float("nan"), float("nan")
@@ -273,8 +279,6 @@ def shadow_pool(split: dict, seed: int) -> np.ndarray:
 
 def run_lira_masks(data: str, split: str, settings: dict, out_masks: str) -> None:
     """Rule lira_masks: the pool and which of its samples each shadow model trains on."""
-    from ..data import check_split, read_archive
-    from ..io import read_json, write_npz
 
     d, s = read_archive(data), read_json(split)
     check_split(s, len(d["y"]), split)
@@ -285,33 +289,21 @@ def run_lira_masks(data: str, split: str, settings: dict, out_masks: str) -> Non
     print(f"LiRA: {len(pool)} pool samples, {keep.shape[0]} shadow models, each on {keep[0].sum()} of them")
 
 
-def run_lira_shadow(data: str, masks: str, index: int, model_spec: dict, recipe: dict, device: str, threads: int,
-                    out_outputs: str, out_time: str) -> None:
+def run_lira_shadow(job: Job, data: str, masks: str, index: int, model_spec: dict, recipe: dict) -> None:
     """Rule lira_shadow: shadow model `index` trained with the target's recipe on its half of the
     pool (seed 1000 + index); its logits on every sample."""
-    import torch
-
-    from ..data import read_archive, to_float
-    from ..io import read_npz, write_json, write_npz
-    from ..models.checkpoint import new_model
-    from ..runtime import measure, predict_logits, resolve_device, seed_everything
-    from ..training import train
 
     seed = 1000 + int(index)
-    seed_everything(seed, threads)
-    dev = resolve_device(device)
+    dev = job.start(seed)
     d, keep = read_archive(data), read_npz(masks)["keep"]
     if not 0 <= index < len(keep):
-        from ..errors import UserError
-
         raise UserError(f"{masks} has {len(keep)} shadow models, not {index + 1}; delete it and rerun")
     x, y = to_float(d["x"]), torch.from_numpy(d["y"])
     idx = torch.as_tensor(np.flatnonzero(keep[index]))
     model = new_model(d, model_spec)
-    with measure(dev) as usage:
+    with job.timed():
         train(model, x[idx], y[idx], recipe, seed, dev, desc=f"shadow {index}")
-    write_npz(out_outputs, logits=predict_logits(model, x, dev).numpy().astype(np.float32))
-    write_json(out_time, usage.record())
+    write_npz(job.out["outputs"], logits=predict_logits(model, x, dev).numpy().astype(np.float32))
 
 
 def run_lira_metrics(outputs: str, shadows: list[str], masks: str, data: str, split: str, request: str,
@@ -320,14 +312,10 @@ def run_lira_metrics(outputs: str, shadows: list[str], masks: str, data: str, sp
     at the FPR-calibrated threshold, `mia_lira_prob` = mean member probability, and the attack's own
     signal check (AUC of the model's retain samples vs test samples of retained classes) as
     `mia_lira_bacc` / `mia_lira_bacc_low` (AUC / 100 and its lower bound; <= 0.5: at chance)."""
-    from ..data import RequestData
-    from ..io import read_npz, write_json
 
     rd = RequestData.load(data, split, request)
     keep = read_npz(masks)["keep"]
     if len(shadows) != len(keep):
-        from ..errors import UserError
-
         raise UserError(f"LiRA got {len(shadows)} shadow models for {len(keep)} masks; rerun rule lira_masks")
     shadow_logits = np.stack([read_npz(p)["logits"] for p in shadows])
     rep = lira_report(shadow_logits, keep, rd.y, read_npz(outputs)["logits"], rd.forget, check_in=rd.retain,

@@ -21,6 +21,9 @@ from dataclasses import dataclass
 from typing import Any, Callable
 
 import numpy as np
+from scipy.stats import binomtest, norm
+from sklearn.linear_model import LogisticRegression
+from sklearn.svm import SVC
 
 EPS = 1e-30
 
@@ -85,20 +88,15 @@ def _membership(shadow: Shadow) -> np.ndarray:
 
 def fit_svc(shadow: Shadow) -> Predictor:
     """SalUn's MIA: SVC(C=3, rbf, gamma='auto') on the true-class confidence."""
-    from sklearn.svm import SVC
 
     x_tr = np.concatenate([confidence(shadow.p_in, shadow.y_in), confidence(shadow.p_out, shadow.y_out)])[:, None]
     clf = SVC(C=3, gamma="auto", kernel="rbf").fit(x_tr, _membership(shadow))
     return lambda p, y: clf.predict(confidence(p, y)[:, None]).astype(bool)
 
 
-def svc_confidence_attack(shadow: Shadow, p: np.ndarray, y: np.ndarray) -> np.ndarray:
-    """SalUn's MIA fitted on all of `shadow`. Returns member flags."""
-    return fit_svc(shadow)(p, y)
 
 
 def _fit_logreg(x_tr: np.ndarray, m_tr: np.ndarray):
-    from sklearn.linear_model import LogisticRegression
 
     return LogisticRegression(class_weight="balanced", max_iter=1000).fit(x_tr, m_tr)
 
@@ -110,8 +108,6 @@ def fit_entropy_lr(shadow: Shadow) -> Predictor:
     return lambda p, y: clf.predict(entropy(p)[:, None]).astype(bool)
 
 
-def entropy_logreg_attack(shadow: Shadow, p: np.ndarray, y: np.ndarray) -> np.ndarray:
-    return fit_entropy_lr(shadow)(p, y)
 
 
 def _sorted_probs(q: np.ndarray) -> np.ndarray:
@@ -129,8 +125,6 @@ def fit_prob_lr(shadow: Shadow) -> Predictor:
     return lambda p, y: clf.predict(_sorted_probs(p)).astype(bool)
 
 
-def prob_logreg_attack(shadow: Shadow, p: np.ndarray, y: np.ndarray) -> np.ndarray:
-    return fit_prob_lr(shadow)(p, y)
 
 
 # --------------------------------------------------------------------------- Song & Mittal threshold attacks
@@ -189,9 +183,6 @@ def fit_sm(shadow: Shadow, name: str) -> Predictor:
     return lambda p, y: rule(f(p, y), y)
 
 
-def song_mittal_attacks(shadow: Shadow, p: np.ndarray, y: np.ndarray) -> dict[str, np.ndarray]:
-    """Correctness, confidence, entropy and modified-entropy attacks; member flags per sample."""
-    return {name: fit_sm(shadow, name)(p, y) for name in ("correctness", *SM_FEATURES)}
 
 
 # Metric name -> fitter. `svc` is reported as MIA-efficacy (% called NON-member), the rest as % member.
@@ -213,7 +204,6 @@ def all_attacks(shadow: Shadow, p_forget: np.ndarray, y_forget: np.ndarray) -> d
 # --------------------------------------------------------------------------- self-evaluation
 def wilson_interval(k: int, n: int, alpha: float = 0.05) -> tuple[float, float]:
     """Wilson score interval for a binomial proportion k/n (two-sided, level 1 - alpha)."""
-    from scipy.stats import norm
 
     if n == 0:
         return 0.0, 1.0
@@ -232,7 +222,6 @@ def chance_test(correct: int, n: int, alpha: float = 0.05) -> dict[str, Any]:
     set has variance <= n/4, so the binomial(n, 1/2) test is exact-or-conservative. `at_chance` is
     True when the Wilson interval's lower bound is <= 0.5 (about a one-sided test at alpha / 2).
     """
-    from scipy.stats import binomtest
 
     lo, hi = wilson_interval(correct, n, alpha)
     p = float(binomtest(correct, n, 0.5, alternative="greater").pvalue) if n else 1.0

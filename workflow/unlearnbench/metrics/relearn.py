@@ -23,12 +23,14 @@ import copy
 import math
 from typing import Any
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 
+from ..data import RequestData
 from ..errors import UserError
-from ..runtime import generator, iterate_batches
+from ..io import write_json
+from ..models.checkpoint import load_model
+from ..runtime import Job, generator, iterate_batches
 from ..training import accuracy, make_optimizer
 
 DEFAULTS: dict[str, Any] = {
@@ -123,17 +125,13 @@ def measure_relearn(model, original, x_train, y_train, x_forget, y_forget, s: di
 
 
 # --------------------------------------------------------------------------- pipeline stage
-def run_relearn_measure(ckpt: str, original: str, data: str, split: str, request: str, settings_: dict | None,
-                        seed: int, device: str, threads: int, out_raw: str) -> None:
+def run_relearn_measure(job: Job, ckpt: str, original: str, data: str, split: str, request: str,
+                        settings_: dict | None) -> None:
     """Rule relearn_measure: both relearn times of one run's model (on copies)."""
-    from ..data import RequestData
-    from ..io import write_json
-    from ..models.checkpoint import load_model
-    from ..runtime import resolve_device, seed_everything
 
     s = settings(settings_)
-    seed_everything(seed, threads)
-    dev = resolve_device(device)
+    dev = job.start()
+    seed = job.seed
     rd = RequestData.load(data, split, request)
     f_idx = rd.forget
     if s["eval_on"] == "forget_test":
@@ -146,7 +144,7 @@ def run_relearn_measure(ckpt: str, original: str, data: str, split: str, request
     orig, _ = load_model(original, dev)
     res = measure_relearn(model, orig, x_train, y_train, x_f, y_f, s, seed, dev)
     res.update(settings=s)
-    write_json(out_raw, res)
+    write_json(job.out["raw"], res)
     print(f"relearn: {res['relearn_epochs']:.0f} epochs (reached={bool(res['relearn_epochs_reached'])}), "
           f"{res['relearn_steps']:.0f} steps (reached={bool(res['relearn_steps_reached'])}); "
           f"original forget acc {res['original_forget_acc']:.2f}", flush=True)

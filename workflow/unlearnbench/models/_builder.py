@@ -3,13 +3,16 @@ architecture module, and the `Classifier` wrapper that normalises [0,1] pixels i
 
 from __future__ import annotations
 
+import importlib
+import pkgutil
+from pathlib import Path
 from typing import Sequence
 
 import torch
 from torch import nn
 
 from ..errors import UserError
-from . import _REGISTRY, list_models
+from ._registry import _REGISTRY, list_models
 
 
 class Classifier(nn.Module):
@@ -64,12 +67,8 @@ def _import_all() -> None:
     global _imported
     if _imported:
         return
-    import importlib
-    import pkgutil
 
-    from . import __path__ as pkg_path
-
-    for mod in pkgutil.iter_modules(pkg_path):
+    for mod in pkgutil.iter_modules([str(Path(__file__).parent)]):
         if not mod.name.startswith("_") and mod.name != "checkpoint":
             importlib.import_module(f"{__package__}.{mod.name}")
     _imported = True

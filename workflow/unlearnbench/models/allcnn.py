@@ -2,7 +2,7 @@
 
 from torch import nn
 
-from . import register_model
+from ._registry import register_model
 
 
 def _conv(cin, cout, k, stride=1, pad=1):

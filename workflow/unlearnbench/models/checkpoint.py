@@ -9,7 +9,8 @@ from typing import Any
 import numpy as np
 
 from ..errors import UserError
-from ..io import load_checkpoint, save_checkpoint
+from ..io import load_checkpoint, save_checkpoint, write_npz
+from ..runtime import predict_logits
 from . import build_model
 
 
@@ -53,3 +54,9 @@ def save_model(path: str | Path, model: Any, meta: dict[str, Any]) -> None:
     """Save a model's state with its metadata; the parameter names (as opposed to buffers) are
     recorded so that later stages compare weights without rebuilding the model."""
     save_checkpoint(path, model.state_dict(), {**meta, "parameters": [n for n, _ in model.named_parameters()]})
+
+
+def write_outputs(model, x, dev, out_outputs: str) -> None:
+    """A model's logits on every pooled sample (train, val and test): what evaluation reads."""
+
+    write_npz(out_outputs, logits=predict_logits(model, x, dev).numpy().astype(np.float32))

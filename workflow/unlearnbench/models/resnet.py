@@ -4,7 +4,7 @@ ResNet-18 with the CIFAR stem (3x3 conv, stride 1, no max-pool)."""
 import torch.nn.functional as F
 from torch import nn
 
-from . import register_model
+from ._registry import register_model
 
 
 class BasicBlock(nn.Module):

@@ -7,10 +7,11 @@ state dict loaded with weights_only=True); nothing is downloaded.
 from pathlib import Path
 
 import torch
+from timm.models.vision_transformer import VisionTransformer
 from torch import nn
 
 from ..errors import UserError
-from . import register_model
+from ._registry import register_model
 
 
 class ViT(nn.Module):
@@ -57,7 +58,6 @@ def vit(
     mlp_ratio: float = 4.0,
     pretrained_path: str | None = None,
 ):
-    from timm.models.vision_transformer import VisionTransformer
 
     if image_size % patch_size:
         raise UserError(f"ViT: image_size {image_size} is not a multiple of patch_size {patch_size}")

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from ..errors import UserError
-from ..lazy import torch
+from ..infra.lazy import torch
 
 ENERGY_VARIANTS = ("paper", "logit_norm")
 

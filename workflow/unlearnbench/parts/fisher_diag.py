@@ -6,11 +6,11 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.func import functional_call, grad, vmap
 
 
 def diag_fisher(model: nn.Module, x: torch.Tensor, batch_size: int, device) -> dict[str, torch.Tensor]:
     """E_x sum_y p(y|x) g_y(x)^2 with per-sample gradients (torch.func), eval mode."""
-    from torch.func import functional_call, grad, vmap
 
     model.eval()
     params = {k: v.detach() for k, v in model.named_parameters()}

@@ -19,12 +19,15 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..data import to_float
 from ..errors import UserError
-from ..runtime import generator, iterate_batches
+from ..io import load_checkpoint, read_json, read_npz, save_checkpoint, write_json
+from ..runtime import Job, generator, iterate_batches
 from ..training import make_optimizer
 
 # The settings that determine a GAN file (method hyperparameter names; see methods/mugan.py).
@@ -171,7 +174,6 @@ def build_generator(arch: dict) -> DCGenerator:
 
 def load_generator(path: str, device: torch.device | str = "cpu") -> tuple[DCGenerator, dict]:
     """Rebuild a class GAN generator written by `run_train_gan` (eval mode, on `device`)."""
-    from ..io import load_checkpoint
 
     tensors, meta = load_checkpoint(path)
     if meta.get("kind") != GAN_KIND or "arch" not in meta:
@@ -186,19 +188,15 @@ def load_generator(path: str, device: torch.device | str = "cpu") -> tuple[DCGen
     return G.to(device).eval(), meta
 
 
-def run_train_gan(data_path: str, split_path: str, cls: int, settings: dict, seed: int, device: str, threads: int,
-                  out_generator: str, out_info: str, out_time: str) -> None:
+def run_train_gan(job: Job, data_path: str, split_path: str, cls: int, settings: dict) -> None:
     """Rule train_gan: train the GAN of class `cls` on that class's training images.
 
     Inputs: the canonical dataset archive and its split (only split['train'] is read). Output: the
     generator (safetensors, kind "gan_generator", meta with its architecture), a deterministic info
     JSON (architecture, settings, per-epoch loss log) and the timing sidecar."""
-    from ..data import to_float
-    from ..io import read_json, read_npz, save_checkpoint, write_json
-    from ..runtime import measure, resolve_device, seed_everything
 
-    seed_everything(seed, threads)
-    dev = resolve_device(device)
+    dev = job.start()
+    seed = job.seed
     data = read_npz(data_path)
     for key in ("x", "y"):
         if key not in data:
@@ -210,7 +208,6 @@ def run_train_gan(data_path: str, split_path: str, cls: int, settings: dict, see
     cls = int(cls)
     if not 0 <= cls < num_classes:
         raise UserError(f"train_gan: class {cls} out of range 0..{num_classes - 1}")
-    import numpy as np
 
     train = np.asarray(split["train"], dtype=np.int64)
     idx = train[data["y"][train] == cls]
@@ -218,14 +215,14 @@ def run_train_gan(data_path: str, split_path: str, cls: int, settings: dict, see
         raise UserError(f"train_gan: the training split has no image of class {cls}")
     x = to_float(data["x"][idx])
     s = {k: settings[k] for k in GAN_KEYS}
-    with measure(dev) as usage:
+    with job.timed() as usage:
         state, info = train_class_gan(x, s, class_seed(seed, cls), dev)
     info.update({"class": cls, "num_classes": num_classes, "settings": s, "seed": seed})
     meta = {"kind": GAN_KIND, **{k: info[k] for k in ("arch", "class", "num_classes", "settings", "seed", "n_train")},
             "final": info["log"][-1]}
-    save_checkpoint(out_generator, state, meta)
-    write_json(out_info, info)
-    write_json(out_time, usage.record(cls=cls))
+    save_checkpoint(job.out["generator"], state, meta)
+    write_json(job.out["info"], info)
+    usage.extra.update(cls=cls)
     last = info["log"][-1]
     print(f"gan class {cls}: {info['n_train']} images, {s['gan_epochs']} epochs, D {last['d_loss']:.3f} "
           f"G {last['g_loss']:.3f} in {usage.seconds:.1f}s", flush=True)

@@ -37,7 +37,9 @@ from typing import Iterator
 import numpy as np
 
 from ..errors import UserError
-from ..lazy import F, nn, torch
+from ..infra.lazy import F, nn, torch
+from ..io import atomic_path, read_npz, write_json, write_npz
+from ..runtime import Job
 from ..training import make_optimizer
 
 # The hyperparameters that determine one inversion artefact (per class).
@@ -219,8 +221,6 @@ def save_grid(x: torch.Tensor, path: str, title: str = "", ncol: int = 8) -> Non
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
-    from ..io import atomic_path
-
     x = x.detach().cpu().clamp(0, 1).numpy()
     n = len(x)
     ncol = max(1, min(ncol, n))
@@ -242,29 +242,25 @@ def save_grid(x: torch.Tensor, path: str, title: str = "", ncol: int = 8) -> Non
         fig.savefig(tmp, format="png", dpi=80, metadata={"Software": None})
 
 
-def run_invert_class(original_ckpt: str, cls: int, settings: dict, seed: int, device: str, threads: int,
-                     out_npz: str, out_info: str, out_time: str, out_png: str) -> None:
+def run_invert_class(job: Job, original_ckpt: str, cls: int, settings: dict) -> None:
     """Rule make_inversion: synthesise the replacement samples of one forgotten class from the original
     checkpoint alone (no data). Writes x (float32 [0,1]) / y / cls (.npz), an image grid (.png),
     a deterministic info JSON and the timing sidecar."""
-    from ..io import write_json, write_npz
     from ..models.checkpoint import load_model
-    from ..runtime import measure, resolve_device, seed_everything
 
-    seed_everything(seed, threads)
-    dev = resolve_device(device)
+    dev = job.start()
+    seed = job.seed
     model, meta = load_model(original_ckpt, dev)
     s = check_inversion_settings(settings)
     shape = (int(meta["in_channels"]), int(meta["image_size"]), int(meta["image_size"]))
-    with measure(dev) as usage:
+    with job.timed() as usage:
         x, info = invert_class(model, int(cls), int(meta["num_classes"]), shape, s, seed, dev)
     info.update(settings=s, seed=int(seed))
-    write_npz(out_npz, x=x.numpy().astype(np.float32), y=np.full(len(x), int(cls), dtype=np.int64),
+    write_npz(job.out["samples"], x=x.numpy().astype(np.float32), y=np.full(len(x), int(cls), dtype=np.int64),
               cls=np.asarray(int(cls), dtype=np.int64))
-    save_grid(x, out_png, f"class {cls}: {info['pred_as_class']:.0f}% as class, "
+    save_grid(x, job.out["grid"], f"class {cls}: {info['pred_as_class']:.0f}% as class, "
                           f"conf {info['mean_confidence']:.2f}")
-    write_json(out_info, info)
-    write_json(out_time, usage.record())
+    write_json(job.out["info"], info)
     print(f"uisps inversion class {cls}: loss {info['loss_first']['total']:.3f} -> {info['loss_final']['total']:.3f}, "
           f"{info['pred_as_class']:.0f}% classified as {cls}, in {usage.seconds:.2f}s", flush=True)
 
@@ -272,7 +268,6 @@ def run_invert_class(original_ckpt: str, cls: int, settings: dict, seed: int, de
 def load_inversion(paths: list[str] | str, shape: tuple[int, ...] | None = None) -> dict[int, torch.Tensor]:
     """The per-class files of rule make_inversion: {class: x [n, C, H, W] in [0,1]}. A corrupt or
     foreign file raises one UserError line naming it."""
-    from ..io import read_npz
 
     paths = [paths] if isinstance(paths, str) else list(paths)
     out: dict[int, torch.Tensor] = {}

@@ -25,7 +25,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..errors import UserError
-from ..runtime import generator
+from ..io import load_checkpoint, save_checkpoint, write_json
+from ..models.checkpoint import load_model
+from ..runtime import Job, generator
 from ..training import make_optimizer
 from .gan import depth_for
 
@@ -181,7 +183,6 @@ def build_inversion_generator(arch: dict) -> InversionGenerator:
 
 def load_inversion_generator(path: str, device: torch.device | str = "cpu") -> tuple[InversionGenerator, dict]:
     """Rebuild an inversion generator written by `run_train_inversion` (eval mode, on `device`)."""
-    from ..io import load_checkpoint
 
     tensors, meta = load_checkpoint(path)
     if meta.get("kind") != INVERSION_KIND or "arch" not in meta:
@@ -201,33 +202,29 @@ def original_id(meta: dict) -> dict:
     return {k: meta.get(k) for k in ("config_hash", "seed", "kind") if meta.get(k) is not None}
 
 
-def run_train_inversion(original_ckpt: str, settings: dict, seed: int, member: int, device: str, threads: int,
-                        out_generator: str, out_info: str, out_time: str) -> None:
+def run_train_inversion(job: Job, original_ckpt: str, settings: dict, member: int) -> None:
     """Rule train_kegnet: one member of the zMuGAN generator ensemble, from the original model only.
 
     Input: the original checkpoint (no dataset). Output: the generator (safetensors, kind
     "inversion_generator", meta with its architecture), a deterministic info JSON (settings, loss log)
     and the timing sidecar."""
-    from ..io import save_checkpoint, write_json
-    from ..models.checkpoint import load_model
-    from ..runtime import measure, resolve_device, seed_everything
 
-    seed_everything(seed, threads)
-    dev = resolve_device(device)
+    dev = job.start()
+    seed = job.seed
     model, meta = load_model(original_ckpt, dev)
     s = {k: settings[k] for k in INVERSION_KEYS}
     member = int(member)
     if member < 0:
         raise UserError(f"train_kegnet: member must be >= 0, got {member}")
-    with measure(dev) as usage:
+    with job.timed() as usage:
         state, info = train_inversion(model, meta["num_classes"], meta["in_channels"], meta["image_size"], s,
                                       member_seed(seed, member), dev, meta.get("mean"), meta.get("std"))
     info.update({"member": member, "settings": s, "seed": seed, "original": original_id(meta)})
     first, last = info["log"][0], info["log"][-1]
     info["final"] = last
     keep = ("arch", "member", "settings", "seed", "original", "final")
-    save_checkpoint(out_generator, state, {"kind": INVERSION_KIND, **{k: info[k] for k in keep}})
-    write_json(out_info, info)
-    write_json(out_time, usage.record(member=member))
+    save_checkpoint(job.out["generator"], state, {"kind": INVERSION_KIND, **{k: info[k] for k in keep}})
+    write_json(job.out["info"], info)
+    usage.extra.update(member=member)
     print(f"inversion member {member}: CE {first['cls']:.3f} -> {last['cls']:.3f}, acc {first['acc']:.1f} -> "
           f"{last['acc']:.1f} in {usage.seconds:.1f}s", flush=True)

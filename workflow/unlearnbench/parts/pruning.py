@@ -40,10 +40,17 @@ from __future__ import annotations
 import math
 from typing import Any, Callable
 
+import numpy as np
 import torch
 from torch import nn
 
+from ..data import to_float
 from ..errors import UserError
+from ..io import load_checkpoint, read_json, read_npz, save_checkpoint, write_json
+from ..keys import config_hash
+from ..models.checkpoint import load_model, model_meta, new_model, save_model, write_outputs
+from ..runtime import Job, seed_everything
+from ..training import accuracy, train
 
 MASK_KIND = "omp_mask"
 
@@ -247,7 +254,6 @@ def train_with_mask(model: nn.Module, x: torch.Tensor, y: torch.Tensor, mask: di
                     on_batch: Callable | None = None) -> list[dict]:
     """`training.train` with the mask enforced throughout (the sparse retrain after rewinding, or the
     sparse gold model: a fresh model trained from scratch on the retain set with the same mask)."""
-    from ..training import train
 
     model.to(device)
     with enforce_mask(model, mask):
@@ -259,7 +265,6 @@ def train_with_mask(model: nn.Module, x: torch.Tensor, y: torch.Tensor, mask: di
 
 # --------------------------------------------------------------------------- files
 def save_mask(path: str, mask: dict[str, torch.Tensor], meta: dict) -> None:
-    from ..io import save_checkpoint
 
     save_checkpoint(path, {n: m.to(torch.uint8) for n, m in mask.items()},
                     {"kind": MASK_KIND, "sparsity": mask_sparsity(mask), **meta})
@@ -267,7 +272,6 @@ def save_mask(path: str, mask: dict[str, torch.Tensor], meta: dict) -> None:
 
 def load_mask(path: str) -> tuple[dict[str, torch.Tensor], dict]:
     """{parameter name: bool mask (True = kept)} and the file's metadata."""
-    from ..io import load_checkpoint
 
     tensors, meta = load_checkpoint(path)
     if meta.get("kind") != MASK_KIND:
@@ -280,27 +284,18 @@ def _strip(log: list[dict]) -> list[dict]:
     return [{k: v for k, v in row.items() if k != "seconds"} for row in log]  # timings stay out of info
 
 
-def run_prune_original(data: str, split: str, original: str, dataset_spec: dict, model_spec: dict, recipe: dict,
-                       prune: dict, seed: int, device: str, threads: int, out_ckpt: str, out_mask: str,
-                       out_info: str, out_time: str, out_outputs: str | None = None) -> None:
+def run_prune_original(job: Job, data: str, split: str, original: str, dataset_spec: dict, model_spec: dict,
+                       recipe: dict, prune: dict) -> None:
     """Rule prune_original: OMP mask from the trained original, rewind to its state after
     `rewind_epoch` epochs (re-derived by replaying the original's training for that many epochs:
     same seed, same schedule, so on the CPU it is the original run's early state bit for bit),
     retrain on the training split with the mask enforced; writes the sparse model checkpoint (same
     format as every model checkpoint, meta + `sparsity`, `pruning`), the mask file, a deterministic
     info JSON and the timing sidecar."""
-    import numpy as np
-
-    from ..config import config_hash
-    from ..data import to_float
-    from ..io import read_json, read_npz, save_checkpoint, write_json
-    from ..models.checkpoint import load_model, model_meta, new_model, save_model
-    from ..runtime import measure, resolve_device, seed_everything
-    from ..training import accuracy, train
-
+    dev = job.start()
+    seed = job.seed
     sparsity, epoch = float(prune["sparsity"]), int(prune.get("rewind_epoch", 2))
     include_linear, lr_rewind = bool(prune.get("include_linear", False)), bool(prune.get("lr_rewind", False))
-    dev = resolve_device(device)
     data_d, split_d = read_npz(data), read_json(split)
     orig, o_meta = load_model(original, dev)
     if o_meta["model_spec"] != model_spec:
@@ -308,8 +303,8 @@ def run_prune_original(data: str, split: str, original: str, dataset_spec: dict,
     x, y = to_float(data_d["x"]), torch.from_numpy(data_d["y"]).long()
     tr, va = torch.as_tensor(np.asarray(split_d["train"])), torch.as_tensor(np.asarray(split_d["val"]))
     val = (x[va], y[va])
-    with measure(dev) as usage:
-        seed_everything(seed, threads)  # as train_original: same initialisation, same batch order
+    with job.timed() as usage:
+        seed_everything(seed, job.threads)  # again (loading the original drew numbers): as train_original
         model = new_model(data_d, model_spec).to(dev)
         if epoch > 0:
             train(model, x[tr], y[tr], recipe, seed, dev, desc=f"replay to epoch {epoch}", stop_after=epoch)
@@ -322,20 +317,17 @@ def run_prune_original(data: str, split: str, original: str, dataset_spec: dict,
     actual = sparsity_of(model, mask)
     pruning = {"method": "omp", "scope": "conv+linear" if include_linear else "conv", "target_sparsity": float(sparsity),
                "n_masked": int(sum(m.numel() for m in mask.values())),
-               "n_pruned": int(sum((~m).sum().item() for m in mask.values())), "rewind_epoch": epoch, "lr_rewind": bool(lr_rewind), "mask_file": str(out_mask).rsplit("/", 1)[-1]}
+               "n_pruned": int(sum((~m).sum().item() for m in mask.values())), "rewind_epoch": epoch, "lr_rewind": bool(lr_rewind), "mask_file": str(job.out["mask"]).rsplit("/", 1)[-1]}
     meta = model_meta(data_d, model_spec, kind="original", seed=seed, recipe=recipe, sparsity=actual, pruning=pruning,
                       config_hash=config_hash(dataset_spec, model_spec, recipe, seed, None, {"omp": pruning}))
-    save_model(out_ckpt, model, meta)
-    save_mask(out_mask, mask, {"pruning": pruning, "original_config_hash": o_meta.get("config_hash")})
+    save_model(job.out["ckpt"], model, meta)
+    save_mask(job.out["mask"], mask, {"pruning": pruning, "original_config_hash": o_meta.get("config_hash")})
     info = {"kind": "sparse_original", "sparsity": actual, "pruning": pruning, "layer_sparsity": layer_sparsity(mask),
             "val_acc_dense": accuracy(orig, *val, dev), "val_acc_rewound": acc_rewound,
             "val_acc_sparse": accuracy(model, *val, dev), "log": _strip(log), "n_train": int(len(tr))}
-    write_json(out_info, info)
-    write_json(out_time, usage.record())
-    if out_outputs:
-        from ..pipeline import write_outputs
-
-        write_outputs(model, x, dev, out_outputs)
+    write_json(job.out["info"], info)
+    if job.out.get("outputs"):
+        write_outputs(model, x, dev, job.out["outputs"])
     print(f"OMP {sparsity:.0%} ({pruning['scope']}): sparsity {actual:.4f}, val acc dense {info['val_acc_dense']:.2f} "
           f"-> sparse {info['val_acc_sparse']:.2f} in {usage.seconds:.1f}s", flush=True)
 

@@ -20,11 +20,19 @@ ensemble member that made each sample), accept_rate float64 per class, kind, for
 
 from __future__ import annotations
 
+import textwrap
+
+import matplotlib
+import matplotlib.pyplot as plt
 import numpy as np
 import torch
 
 from ..errors import UserError
-from ..runtime import generator
+from ..io import atomic_path, read_npz, write_json, write_npz
+from ..models.checkpoint import load_model
+from ..runtime import Job, generator
+from .gan import load_generator
+from .kegnet import load_inversion_generator, original_id
 
 SAMPLE_KEYS = ("samples_per_class", "max_draw_factor", "sample_batch", "min_fill")
 SYNTHETIC_FORMAT = "unlearnbench-synthetic-v1"
@@ -151,12 +159,8 @@ def class_grid(x: np.ndarray, y: np.ndarray, num_classes: int, per_row: int) -> 
 def save_grid_png(path: str, x: np.ndarray, y: np.ndarray, num_classes: int, per_row: int = 10,
                   title: str = "", class_names: list[str] | None = None) -> None:
     """One figure, a row per class with `per_row` of its samples, evenly spaced (so every member shows)."""
-    import matplotlib
 
     matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    from ..io import atomic_path
 
     c, h = x.shape[1], x.shape[2]
     grid = class_grid(x, y, num_classes, per_row)
@@ -167,7 +171,6 @@ def save_grid_png(path: str, x: np.ndarray, y: np.ndarray, num_classes: int, per
     names = class_names or [str(k) for k in range(num_classes)]
     ax.set_yticks([k * (h + 1) + h / 2 for k in range(num_classes)], names, fontsize=7)
     ax.set_xticks([])
-    import textwrap
 
     ax.set_title("\n".join(textwrap.fill(t, 40) for t in title.split("\n")), fontsize=7)
     fig.tight_layout()
@@ -178,8 +181,6 @@ def save_grid_png(path: str, x: np.ndarray, y: np.ndarray, num_classes: int, per
 
 def load_generators(paths: list[str], kind: str, device: torch.device, num_classes: int) -> tuple[list, list[dict]]:
     """The generator modules of `paths` in the order make_synthetic needs (by class for "gan")."""
-    from .gan import load_generator
-    from .kegnet import load_inversion_generator
 
     if kind not in KINDS:
         raise UserError(f"make_synthetic: kind must be gan or inversion, got {kind!r}")
@@ -206,18 +207,13 @@ def load_generators(paths: list[str], kind: str, device: torch.device, num_class
     return [g for g, _ in loaded], metas
 
 
-def run_make_synthetic(original_ckpt: str, generator_paths: list[str], kind: str, settings: dict, seed: int,
-                       device: str, threads: int, out_npz: str, out_info: str, out_time: str, out_png: str) -> None:
+def run_make_synthetic(job: Job, original_ckpt: str, generator_paths: list[str], kind: str, settings: dict) -> None:
     """Rule make_synthetic: the filtered synthetic dataset of MuGAN (kind "gan": one GAN file per
     class) or zMuGAN (kind "inversion": the ensemble member files), a PNG with a row per class,
     a deterministic info JSON (acceptance rate per class) and the timing sidecar."""
-    from ..io import write_json, write_npz
-    from ..models.checkpoint import load_model
-    from ..runtime import measure, resolve_device, seed_everything
-    from .kegnet import original_id
 
-    seed_everything(seed, threads)
-    dev = resolve_device(device)
+    dev = job.start()
+    seed = job.seed
     model, meta = load_model(original_ckpt, dev)
     k, size, ch = meta["num_classes"], meta["image_size"], meta["in_channels"]
     gens, gmetas = load_generators(list(generator_paths), kind, dev, k)
@@ -230,24 +226,22 @@ def run_make_synthetic(original_ckpt: str, generator_paths: list[str], kind: str
             want, got = original_id(meta), gm.get("original", {})
             if want.get("config_hash") and got.get("config_hash") and want != got:
                 raise UserError(f"{p} was inverted from another original model; rerun rule train_kegnet")
-    with measure(dev) as usage:
+    with job.timed() as usage:
         arrays, info = make_synthetic(model, gens, kind, k, settings, seed, dev)
     key = "class" if kind == "gan" else "member"
     info["generators"] = sorted(({key: gm.get(key), "seed": gm.get("seed"), "final": gm.get("final")} for gm in gmetas),
                                 key=lambda r: r[key])
-    write_npz(out_npz, **arrays)
+    write_npz(job.out["synthetic"], **arrays)
     rates = ", ".join(f"{r['class']}:{r['accept_rate']:.0%}" + (f" ({r['kept']} kept)" if r["short"] else "")
                       for r in info["per_class"])
     head = f"{'MuGAN class GANs' if kind == 'gan' else 'zMuGAN inversion ensemble'}: accepted samples"
-    save_grid_png(out_png, arrays["x"], arrays["y"], k, title=head + ("\nacceptance " + rates if k <= 10 else ""))
-    write_json(out_info, info)
-    write_json(out_time, usage.record())
+    save_grid_png(job.out["grid"], arrays["x"], arrays["y"], k, title=head + ("\nacceptance " + rates if k <= 10 else ""))
+    write_json(job.out["info"], info)
     print(f"synthetic {kind}: {info['n']} images, acceptance per class {rates} in {usage.seconds:.1f}s", flush=True)
 
 
 def load_synthetic(path: str, kind: str | None = None) -> tuple[torch.Tensor, torch.Tensor, dict]:
     """(x float [0,1], y int64, {accept_rate, kind}) of a file written by run_make_synthetic."""
-    from ..io import read_npz
 
     z = read_npz(path)
     if str(z.get("format", "")) != SYNTHETIC_FORMAT or "x" not in z or "y" not in z:

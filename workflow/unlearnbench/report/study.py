@@ -5,9 +5,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..config import study_setups
+from ..infra.provenance import footer
 from ..io import read_json, write_csv, write_figure, write_text
 from ..metrics.cost import run_cost
+from ..studies import study_setups
 from .tables import aggregate, aggregate_cost, display_frame, plot_gaps, render_latex, render_markdown
 
 DEFAULT_METRICS = ["acc_forget", "acc_retain", "acc_test_retain", "mia_svc_efficacy"]
@@ -73,7 +74,6 @@ def write_study_report(name: str, study: dict[str, Any], runs: list[dict[str, An
     title = study.get("title", name)
     caption = study_caption(name, study, datasets, len(study["seeds"]), gap_metrics, cost.attrs.get("machines", []))
     wide, notes = display_frame(tidy, cost, metrics, study.get("ua", "accuracy"))
-    from ..provenance import footer
 
     notes = notes + [footer()]
     md = render_markdown(wide, title, caption, notes)

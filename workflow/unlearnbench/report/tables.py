@@ -24,6 +24,9 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from scipy.stats import t
+
+from .figures import pyplot
 
 LABELS = {
     "acc_forget": "UA", "acc_retain": "RA", "acc_test_retain": "TA", "acc_test_forget": "TA-forget",
@@ -49,7 +52,6 @@ def t_interval(values: np.ndarray) -> tuple[float, float, float, float]:
     mean = float(v.mean())
     if len(v) < 2:
         return mean, math.nan, math.nan, math.nan
-    from scipy.stats import t
 
     std = float(v.std(ddof=1))
     half = float(t.ppf(0.975, len(v) - 1)) * std / math.sqrt(len(v))
@@ -255,7 +257,6 @@ def render_latex(wide: pd.DataFrame, caption: str, notes: list[str] | None = Non
 def plot_gaps(tidy: pd.DataFrame, metrics: list[str], title: str):
     """One panel per scenario: per-metric paired gap |method − retrain| (mean, error bar = std over
     seeds) for each method, plus the average gap. Returns the figure."""
-    from .figures import pyplot
 
     plt = pyplot()
     panels = list(dict.fromkeys(zip(tidy["dataset"], tidy["model"], tidy["scenario"])))

@@ -15,6 +15,10 @@ import importlib
 import pkgutil
 from typing import Any
 
+from ...io import write_csv, write_figure
+from ...errors import UserError
+from ...runtime import Job
+
 
 def list_kinds() -> list[str]:
     return sorted(m.name for m in pkgutil.iter_modules(__path__) if not m.name.startswith("_"))
@@ -22,8 +26,6 @@ def list_kinds() -> list[str]:
 
 def _module(kind: str):
     if kind not in list_kinds():
-        from ...errors import UserError
-
         raise UserError(f"unknown figure kind {kind!r}; available: {', '.join(list_kinds())}")
     return importlib.import_module(f"{__name__}.{kind}")
 
@@ -42,14 +44,12 @@ def pyplot():
     return plt
 
 
-def run_report_figure(spec: dict[str, Any], runs: list[dict], tables: list[str], device: str, threads: int,
-                      out_png: str, out_data: str) -> None:
+def run_report_figure(job: Job, spec: dict[str, Any], runs: list[dict], tables: list[str]) -> None:
     """Rule report_figure: draw one configured figure and write its data next to it."""
-    from ...io import write_csv, write_figure
 
-    fig, frame = _module(spec["kind"]).draw(runs, tables, dict(spec.get("options", {})), device, threads)
+    fig, frame = _module(spec["kind"]).draw(runs, tables, dict(spec.get("options", {})), job.device, job.threads)
     if spec.get("title"):
         fig.suptitle(spec["title"], fontsize=10)
         fig.tight_layout()
-    write_figure(out_png, fig)
-    write_csv(out_data, frame)
+    write_figure(job.out["png"], fig)
+    write_csv(job.out["data"], frame)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import torch
+
 
 def panels(runs: list[dict]) -> dict[tuple, list[dict]]:
     """{(dataset, model, scenario): runs} in first-seen order."""
@@ -25,7 +27,6 @@ def title(key: tuple) -> str:
 
 def features_and_logits(model, x, dev, bs: int = 512):
     """(penultimate features [N, D], logits [N, K]) as numpy arrays, in eval mode, batch by batch."""
-    import torch
 
     model.eval()
     feats, logits = [], []

@@ -11,11 +11,14 @@ Data (CSV): method, forget_class, class, mean accuracy, std over seeds, n.
 
 from __future__ import annotations
 
+from ...errors import UserError
+from ...io import read_json, read_npz
+from . import pyplot
+
 READS = ("outputs", "data", "split", "request")
 
 
 def _per_class_test_accuracy(logits, y, test_idx, num_classes):
-    import numpy as np
 
     pred = logits[test_idx].argmax(1)
     yt = y[test_idx]
@@ -25,10 +28,6 @@ def _per_class_test_accuracy(logits, y, test_idx, num_classes):
 def draw(runs, tables, options, device, threads):
     import numpy as np
     import pandas as pd
-
-    from ...errors import UserError
-    from ...io import read_json, read_npz
-    from . import pyplot
 
     cache: dict[str, object] = {}
 

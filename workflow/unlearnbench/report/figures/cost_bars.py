@@ -4,13 +4,13 @@ in red, default "clue")."""
 
 from __future__ import annotations
 
+from . import pyplot
+
 READS = ("table",)
 
 
 def draw(runs, tables, options, device, threads):
     import pandas as pd
-
-    from . import pyplot
 
     df = pd.concat([pd.read_csv(t) for t in tables if t.endswith(".cost.csv")], ignore_index=True)
     df = df[df["metric"].isin(["time_s", "peak_mem_mb", "speedup"]) & (df["method_name"] != "original")]

@@ -5,6 +5,9 @@ from __future__ import annotations
 
 import re
 
+from ...io import read_json
+from . import pyplot
+
 READS = ("metrics",)
 
 
@@ -18,8 +21,6 @@ def layer_order(name: str) -> tuple:
 def draw(runs, tables, options, device, threads):
     import pandas as pd
 
-    from ...io import read_json
-    from . import pyplot
     from ._panels import panels, title
 
     rows = []

@@ -13,6 +13,10 @@ from __future__ import annotations
 
 import math
 
+from ...errors import UserError
+from ...io import read_json
+from . import pyplot
+
 READS = ("metrics",)
 
 
@@ -26,8 +30,6 @@ def summarise(runs: list[dict], metrics: list[str]):
     number of seeds whose attack is at chance."""
     import numpy as np
     import pandas as pd
-
-    from ...io import read_json
 
     rows = []
     for r in runs:
@@ -48,8 +50,6 @@ def summarise(runs: list[dict], metrics: list[str]):
 
 
 def draw(runs, tables, options, device, threads):
-    from ...errors import UserError
-    from . import pyplot
     from ._panels import panels, title
 
     metrics = list(options.get("metrics", []))

@@ -4,14 +4,15 @@ UISPS Figs 4-5)."""
 
 from __future__ import annotations
 
+from ...io import read_json
+from . import pyplot
+
 READS = ("metrics",)
 
 
 def draw(runs, tables, options, device, threads):
     import pandas as pd
 
-    from ...io import read_json
-    from . import pyplot
     from ._panels import panels, title
 
     rows = []

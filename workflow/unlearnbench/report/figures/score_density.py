@@ -4,6 +4,10 @@ figure's first and last selected methods)."""
 
 from __future__ import annotations
 
+from ...io import read_json, read_npz
+from ...parts.energy import neg_free_energy
+from . import pyplot
+
 READS = ("outputs", "data", "request")
 
 
@@ -11,9 +15,6 @@ def draw(runs, tables, options, device, threads):
     import numpy as np
     import pandas as pd
 
-    from ...io import read_json, read_npz
-    from ...parts.energy import neg_free_energy
-    from . import pyplot
     from ._panels import by_method
 
     methods = list(dict.fromkeys(r["method"] for r in runs))

@@ -10,6 +10,9 @@ Data (CSV): study, dataset, model, method, x, metric, mean, std, n.
 
 from __future__ import annotations
 
+from ...errors import UserError
+from . import pyplot
+
 READS = ("table",)
 DEFAULT_METRICS = ("acc_test_forget", "acc_test_retain_classmean", "mia_entropy_lr")
 
@@ -17,9 +20,7 @@ DEFAULT_METRICS = ("acc_test_forget", "acc_test_retain_classmean", "mia_entropy_
 def draw(runs, tables, options, device, threads):
     import pandas as pd
 
-    from ...errors import UserError
     from ..tables import LABELS
-    from . import pyplot
 
     values = {str(k): float(v) for k, v in dict(options.get("values", {})).items()}
     if not values:

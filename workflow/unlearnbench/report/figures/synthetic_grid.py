@@ -13,6 +13,10 @@ from __future__ import annotations
 
 import os
 
+from ...errors import UserError
+from ...io import read_json
+from . import pyplot
+
 READS = ("checkpoint",)
 
 
@@ -20,10 +24,7 @@ def draw(runs, tables, options, device, threads):
     import numpy as np
     import pandas as pd
 
-    from ...errors import UserError
-    from ...io import read_json
     from ...parts.synthetic import class_grid, load_synthetic
-    from . import pyplot
 
     per_row = int(options.get("per_class", 10))
     chosen, rows = {}, []

@@ -4,6 +4,11 @@ before, after (method instances), max_samples (1000), seed (0)."""
 
 from __future__ import annotations
 
+from ...data import to_float
+from ...io import read_json, read_npz
+from ...runtime import resolve_device, seed_everything
+from . import pyplot
+
 READS = ("checkpoint", "data", "request")
 
 
@@ -13,11 +18,7 @@ def draw(runs, tables, options, device, threads):
     import torch
     from sklearn.manifold import TSNE
 
-    from ...data import to_float
-    from ...io import read_json, read_npz
     from ...models.checkpoint import load_model
-    from ...runtime import resolve_device, seed_everything
-    from . import pyplot
     from ._panels import by_method, features_and_logits
 
     seed = int(options.get("seed", 0))

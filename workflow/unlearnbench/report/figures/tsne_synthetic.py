@@ -23,6 +23,13 @@ from __future__ import annotations
 
 import os
 
+from ...data import to_float
+from ...errors import UserError
+from ...io import read_json, read_npz
+from ...parts.inversion import load_inversion
+from ...runtime import resolve_device, seed_everything
+from . import pyplot
+
 READS = ("checkpoint", "data", "request")
 
 
@@ -38,8 +45,6 @@ def _features(model, x, dev):
 
 def _inversion_of(run: dict) -> tuple[list[str], int]:
     """(inversion files, entropy-subset size per class) of a run, from its unlearn.json."""
-    from ...errors import UserError
-    from ...io import read_json
 
     path = os.path.join(os.path.dirname(run["files"]["checkpoint"]), "unlearn.json")
     if not os.path.exists(path):
@@ -61,13 +66,7 @@ def draw(runs, tables, options, device, threads):
     import torch
     from sklearn.manifold import TSNE
 
-    from ...data import to_float
-    from ...errors import UserError
-    from ...io import read_json, read_npz
     from ...models.checkpoint import load_model
-    from ...parts.inversion import load_inversion
-    from ...runtime import resolve_device, seed_everything
-    from . import pyplot
     from ._panels import panels, title
 
     seed = int(options.get("seed", 0))
