@@ -131,6 +131,11 @@ def test_ties_within_one_validation_sample_go_to_the_paper_then_to_the_smallest_
     assert choose(trials, 5.0, {"lr": 1e-3})[0] == 0  # the paper's value wins a tie
     assert choose(trials, 5.0, {"lr": 1e-2})[0] == 1  # ... but never beats a trial outside the tie
     assert choose(trials, 1.0, {}) == (0, [0], "best objective")
+    # preferred values that fix one setting of several: the smallest change among the preferred trials
+    two = [{**_trial(1e-3, [1.0], 3.0), "overrides": {"lr": 1e-3, "bn": True}},
+           {**_trial(1e-3, [2.0], 2.0), "overrides": {"lr": 1e-3, "bn": False}}, _trial(1e-4, [1.5], 1.0)]
+    assert choose(two, 5.0, {"lr": 1e-3}) == (1, [0, 1, 2], "tie: the preferred (paper's) values: the smallest change "
+                                                                  "to the model (dist_original)")
 
 
 def test_the_objective_resolution_is_one_sample_of_the_smallest_set():

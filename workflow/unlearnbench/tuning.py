@@ -316,12 +316,13 @@ def choose(trials: list[dict[str, Any]], tol: float, prefer: dict[str, Any]) -> 
     if len(tied) == 1:
         return tied[0], tied, "best objective"
     pref = [i for i in tied if prefer and all(trials[i]["overrides"].get(k) == v for k, v in prefer.items())]
-    if pref:
-        return pref[0], tied, "tie: the preferred (paper's) values"
-    dist = [trials[i].get("dist_original", math.inf) for i in tied]
-    if any(math.isfinite(d) for d in dist):
-        return tied[dist.index(min(dist))], tied, "tie: the smallest change to the model (dist_original)"
-    return tied[0], tied, "tie: grid order"
+    pool, how = (pref, "tie: the preferred (paper's) values") if pref else (tied, "tie")
+    if len(pool) == 1:
+        return pool[0], tied, how
+    dist = [trials[i].get("dist_original", math.inf) for i in pool]
+    if any(math.isfinite(d) for d in dist):  # the preferred values fix some settings; the rest: the smallest change
+        return pool[dist.index(min(dist))], tied, f"{how}: the smallest change to the model (dist_original)"
+    return pool[0], tied, f"{how}: grid order"
 
 
 def run_tune(name: str, runs: list[dict[str, Any]], metric_files: list[str], out_json: str,
