@@ -6,6 +6,7 @@ import copy
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 import yaml
@@ -204,3 +205,11 @@ def test_every_committed_lock_matches_its_config(tmp_path):
     targets = ["results/tables/table1.csv"] + [f"results/papers/{p}.md" for p in papers]
     proc = run_snakemake(tmp_path, {}, targets, "-n", check=False)
     assert proc.returncode == 0, _config_errors(proc) or (proc.stdout + proc.stderr)[-2000:]
+
+
+def test_retune_reads_the_results_of_the_snakemake_working_directory():
+    from unlearnbench.tuning import snakemake_workdir
+
+    assert snakemake_workdir(["--cores", "2", "--directory", "/w"]) == Path("/w")
+    assert snakemake_workdir(["-d", "w"]) == Path("w") and snakemake_workdir(["--directory=/x"]) == Path("/x")
+    assert snakemake_workdir(["--cores", "2"]) == Path(".")

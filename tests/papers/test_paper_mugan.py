@@ -15,6 +15,7 @@ import pandas as pd
 import pytest
 
 from conftest import dry_run_jobs, run_snakemake
+from helpers import stage_job
 
 pytestmark = pytest.mark.integration
 

@@ -126,7 +126,12 @@ def test_every_uisps_target_dry_runs(tmp_path, overlay):
     if overlay:  # one --configfile only (a second flag would replace the first): merge the overlay in
         cfg = {**yaml.safe_load((REPO / "workflow/papers/uisps/full.yaml").read_text()), **cfg}
     targets = ["results/papers/uisps.md", "results/tuning/uisps_tune.json", "results/tuning/uisps_tune_ac.json"]
-    out = run_snakemake(tmp_path, cfg, targets, "-n").stdout
+    env = None
+    if overlay:  # the entries move to CIFAR: the digits lock does not hold, and the build says how to derive them
+        proc = run_snakemake(tmp_path, cfg, targets, "-n", check=False)
+        assert proc.returncode != 0 and "retune uisps_tune" in proc.stdout + proc.stderr
+        env = {"UNLEARNBENCH_UNLOCKED": "1"}
+    out = run_snakemake(tmp_path, cfg, targets, "-n", env=env).stdout
     stats = dict(re.findall(r"^(\w+)\s+(\d+)$", out.split("Job stats:")[-1], re.M))
     for rule in ("make_inversion", "make_importance", "make_noise", "tune", "unlearn", "report_study", "report_figure"):
         assert int(stats.get(rule, 0)) > 0, (rule, stats)

@@ -402,6 +402,17 @@ def write_lock(path: str | os.PathLike, records: dict[str, dict[str, Any]]) -> N
     write_text(path, head + body)
 
 
+def snakemake_workdir(args: list[str]) -> Path:
+    """The working directory a Snakemake command line names (`--directory DIR`, `-d DIR`,
+    `--directory=DIR`); the current directory otherwise."""
+    for i, a in enumerate(args):
+        if a in ("--directory", "-d") and i + 1 < len(args):
+            return Path(args[i + 1])
+        if a.startswith("--directory="):
+            return Path(a.split("=", 1)[1])
+    return Path(".")
+
+
 def retune(entries: list[str], write: bool, configfiles: list[str], snakemake_args: list[str]) -> int:
     """`python -m unlearnbench retune ENTRY… [--write]`: derive the entries again (rule tune, from
     this checkout's workflow), print every difference against the lock, and with --write record the
@@ -433,8 +444,9 @@ def retune(entries: list[str], write: bool, configfiles: list[str], snakemake_ar
     homes = lock_homes(files, {e: None for e in entries})
     cpu = machine()["cpu"]
     changed, updates = [], {}
+    workdir = snakemake_workdir(snakemake_args)
     for e, target in zip(entries, targets):
-        result = read_json(target)
+        result = read_json(workdir / target)
         diff = difference(result, read_lock(homes[e]).get(e))
         print("\n".join(diff) if diff else f"{e}: the same values as {homes[e].name}")
         changed += diff
