@@ -45,7 +45,7 @@ SNAKEMAKE = str(Path(sys.executable).with_name("snakemake"))
 
 def run(work: Path, cores: int, targets: list[str], *extra: str, env: dict | None = None) -> tuple[float, str]:
     cmd = [SNAKEMAKE, "--snakefile", str(REPO / "Snakefile"), "--directory", str(work), "--cores", str(cores),
-           "--workflow-profile", str(REPO / "workflow" / "profiles" / "default"), *extra, *targets]
+           "--workflow-profile", str(REPO / "workflow" / "profiles" / "default"), *extra, "--", *targets]
     t0 = time.perf_counter()
     proc = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, **(env or {})})
     secs = time.perf_counter() - t0

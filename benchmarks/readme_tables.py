@@ -2,16 +2,18 @@
 """Fill the READMEs' measured tables from the benchmark builds, so that no measured number is copied
 into a README by hand.
 
-A README marks each generated block with
+A README marks each generated block with one of
 
-    <!-- generated: <benchmark> <study> -->
+    <!-- generated: <benchmark> <study> -->      the study's table from that benchmark's cold build
+    <!-- generated: cost <benchmark>… -->        the pipeline's own cost, one row per benchmark record
+    <!-- generated: numerics -->                 table1 cold in portable and native mode
     ... (replaced) ...
     <!-- end generated -->
 
-and this script replaces the block with the rendered table `results/tables/<study>.md` of the cold
-build `bootstrap.py bench` made for <benchmark> (benchmarks/out/work_<benchmark>/), headed by the
-build's record (benchmarks/out/<benchmark>.json): the commit, the machine, its load average before
-the run, the numerics mode, the wall time. `--check` exits 1 when a block would change.
+A study block is the rendered table `results/tables/<study>.md` of the cold build `bootstrap.py
+bench` made for <benchmark> (benchmarks/out/work_<benchmark>/); every block is headed by the
+record(s) (benchmarks/out/*.json): the commit, the machine, its load average before the run, the
+numerics mode, the wall time. `--check` exits 1 when a block would change.
 
     python3.11 bootstrap.py bench --only table1 mugan     # the cold builds and their records
     .venv/bin/python benchmarks/readme_tables.py          # rewrite every README's generated blocks
@@ -27,7 +29,7 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 OUT = REPO / "benchmarks" / "out"
-BLOCK = re.compile(r"(<!-- generated: (\S+) (\S+) -->\n)(.*?)(<!-- end generated -->)", re.S)
+BLOCK = re.compile(r"(<!-- generated: (\S+) ?(.*?) -->\n)(.*?)(<!-- end generated -->)", re.S)
 
 
 def header(record: dict) -> str:
@@ -37,6 +39,55 @@ def header(record: dict) -> str:
             f"{record['commit']} ({record['date']}): {m['cpu']}, {m['cpu_count']} cores, load average before the run "
             f"{load} (1, 5, 15 min), numerics {record.get('numerics', 'portable')}, {record['cores']} Snakemake cores, "
             f"{record['jobs']} jobs in {record['cold_s']:.0f} s.*\n\n")
+
+
+def record(name: str) -> dict:
+    path = OUT / f"{name}.json"
+    if not path.exists():
+        raise SystemExit(f"readme_tables: no record {path}; run `python3.11 bootstrap.py bench "
+                         f"{'--numerics' if name == 'numerics' else '--only ' + name}` first")
+    return json.loads(path.read_text())
+
+
+def load(r: dict) -> str:
+    return "/".join(f"{v:.2f}" for v in r["load_before"])
+
+
+def cost(names: list[str]) -> str:
+    recs = [record(n) for n in names]
+    machines = sorted({f"{r['machine']['cpu']}, {r['machine']['cpu_count']} cores" for r in recs})
+    out = [f"*Generated from `bootstrap.py bench --only {' '.join(names)}` records: commit(s) "
+           f"{', '.join(sorted({r['commit'] for r in recs}))} ({', '.join(sorted({r['date'] for r in recs}))}), "
+           f"{'; '.join(machines)}, numerics {', '.join(sorted({r.get('numerics', 'portable') for r in recs}))}, "
+           f"the benchmarks one after another; load = load average (1/5/15 min) before each build.*\n",
+           "| benchmark | jobs | load before | cold (s) | in-job compute (s) | cold ÷ (compute ÷ cores) | all job work (s) "
+           "| cold ÷ (work ÷ cores) | no-op, `bootstrap.py` (s) | no-op, `snakemake` (s) | `snakemake --version` (s) |",
+           "|---|---|---|---|---|---|---|---|---|---|---|"]
+    for r in recs:
+        out.append(f"| {r['name']} (`{' '.join(r['targets'])}`) | {r['jobs']} | {load(r)} | {r['cold_s']:.0f} | "
+                   f"{r['compute_s']:.0f} | {r['ratio']} | {r['job_work_s']:.0f} | {r['ratio_job_work']} | "
+                   f"{r['noop_bootstrap_s']} | {r['noop_s']} | {r['startup_s']} |")
+    return "\n".join(out) + "\n"
+
+
+def numerics() -> str:
+    doc = record("numerics")
+    m = doc["machine"]
+    out = [f"*Generated from `bootstrap.py bench --numerics` at commit {doc['commit']} ({doc['date']}): {m['cpu']}, "
+           f"{m['cpu_count']} cores; table1 cold in each mode, one after the other.*\n",
+           "| numerics | jobs | load before | cold (s) | in-job compute (s) |", "|---|---|---|---|---|"]
+    for mode, r in doc["modes"].items():
+        out.append(f"| {mode} | {r['jobs']} | {load(r)} | {r['cold_s']:.0f} | {r['compute_s']:.0f} |")
+    out.append(f"\nportable ÷ native: cold {doc['ratio_cold']}, in-job compute {doc['ratio_compute']}.")
+    return "\n".join(out) + "\n"
+
+
+def block(kind: str, args: str) -> str:
+    if kind == "cost":
+        return cost(args.split())
+    if kind == "numerics":
+        return numerics()
+    return table(kind, args)
 
 
 def table(benchmark: str, study: str) -> str:
@@ -57,7 +108,7 @@ def main() -> int:
     stale = []
     for readme in [REPO / "README.md", *sorted((REPO / "workflow" / "papers").glob("*/README.md"))]:
         text = readme.read_text()
-        new = BLOCK.sub(lambda m: m.group(1) + table(m.group(2), m.group(3)) + m.group(5), text)
+        new = BLOCK.sub(lambda m: m.group(1) + block(m.group(2), m.group(3)) + m.group(5), text)
         if new != text:
             stale.append(readme.relative_to(REPO))
             if not args.check:

@@ -1,0 +1,48 @@
+"""benchmarks/readme_tables.py: README blocks are rendered from the benchmark records, headed by the
+machine, its load before the run and the numerics mode; a block without its record is a one-line error."""
+
+import importlib.util
+import json
+
+import pytest
+
+from conftest import REPO
+
+
+def _module(out):
+    spec = importlib.util.spec_from_file_location("readme_tables", REPO / "benchmarks" / "readme_tables.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    mod.OUT = out
+    return mod
+
+
+def _record(name, cold):
+    return {"name": name, "targets": ["results/tables/table1.csv"], "cores": 2, "cold_s": cold, "compute_s": 300.0,
+            "jobs": 94, "ratio": 1.2, "noop_s": 1.6, "job_work_s": 350.0, "ratio_job_work": 1.1,
+            "noop_bootstrap_s": 0.05, "startup_s": 1.0, "load_before": [0.1, 0.52, 1.0], "numerics": "portable",
+            "machine": {"cpu": "AMD EPYC 9R14", "cpu_count": 2}, "commit": "abc1234", "date": "2026-12-04"}
+
+
+def test_blocks_are_rendered_from_the_records(tmp_path):
+    mod = _module(tmp_path)
+    (tmp_path / "table1.json").write_text(json.dumps(_record("table1", 201.7)))
+    work = tmp_path / "work_table1" / "results" / "tables"
+    work.mkdir(parents=True)
+    (work / "table1.md").write_text("# table1\n\n| Method | UA |\n|---|---|\n| finetune | 0.00 ± 0.00 |\n"
+                                    "Provenance: x\n")
+    (tmp_path / "numerics.json").write_text(json.dumps({
+        "modes": {"portable": _record("table1_portable", 210.0), "native": _record("table1_native", 200.0)},
+        "ratio_cold": 1.05, "ratio_compute": 1.04, "machine": {"cpu": "AMD EPYC 9R14", "cpu_count": 2},
+        "commit": "abc1234", "date": "2026-12-04"}))
+    study = mod.block("table1", "table1")
+    assert "AMD EPYC 9R14" in study and "0.10, 0.52, 1.00" in study and "numerics portable" in study
+    assert "| finetune | 0.00 ± 0.00 |" in study and "Provenance" not in study
+    cost = mod.block("cost", "table1")
+    assert "| table1 (`results/tables/table1.csv`) | 94 | 0.10/0.52/1.00 | 202 |" in cost
+    assert "cold 1.05" in mod.block("numerics", "")
+
+
+def test_a_block_without_its_record_names_the_command(tmp_path):
+    with pytest.raises(SystemExit, match="bootstrap.py bench --only mugan"):
+        _module(tmp_path).block("cost", "mugan")
