@@ -27,7 +27,7 @@ def _record(name, cold):
 def test_blocks_are_rendered_from_the_records(tmp_path):
     mod = _module(tmp_path)
     (tmp_path / "table1.json").write_text(json.dumps(_record("table1", 201.7)))
-    work = tmp_path / "work_table1" / "results" / "tables"
+    work = tmp_path / "work_table1" / "cold_tables"
     work.mkdir(parents=True)
     (work / "table1.md").write_text("# table1\n\n| Method | UA |\n|---|---|\n| finetune | 0.00 ± 0.00 |\n"
                                     "Provenance: x\n")

@@ -57,7 +57,8 @@ def git_state() -> dict[str, Any]:
         head = git("rev-parse", "HEAD")
         if head.returncode != 0:
             return {"commit": None, "dirty": None}
-        status = git("status", "--porcelain", "--untracked-files=no")
+        # the benchmark records are results, not code: a bench that writes them leaves the code clean
+        status = git("status", "--porcelain", "--untracked-files=no", "--", ".", ":!benchmarks/out")
         return {"commit": head.stdout.strip(), "dirty": bool(status.stdout.strip())}
     except (OSError, subprocess.SubprocessError):
         return {"commit": None, "dirty": None}

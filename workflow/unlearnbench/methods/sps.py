@@ -1,7 +1,7 @@
 """Wrappers that run another registered method (the "base") under a UISPS mechanism (paper 004).
 
 `sps` (Table VIII, "Transferability of SPS"): selective parameter suppression (Sec. IV-C, Eqs 8-12,
-15) added to any method. The base method runs unchanged inside parts/suppression.restrict_updates:
+15) added to any method. The base method runs unchanged inside methods/uisps/suppression.restrict_updates:
 the entries UISPS would suppress (normalised retain importance > sps_alpha * normalised forget
 importance, Eq. 12) keep the original's values whatever the base's optimiser does. The importance
 is UISPS's own: the diagonal Fisher on the inversion's synthetic forget samples and on a retain

@@ -1,5 +1,5 @@
 """DAU, Discriminative Adversarial Unlearning (Sharma et al., paper 003): a min-max game between an
-attacker A (a membership-inference transformer, `parts/attacker.py`) that tells the defender's
+attacker A (a membership-inference transformer, `attacker.py`) that tells the defender's
 outputs on forget samples (members) from those on validation samples (non-members), and the
 defender D (the model being unlearned), Algorithm 1. Per iteration:
 1. draw a retain batch (`batch_size`) and a forget and a validation batch (`attack_batch_size`
@@ -13,7 +13,7 @@ defender D (the model being unlearned), Algorithm 1. Per iteration:
    Sec. 3.3 practical adjustment, GAN-style label flip) = BCE(A(forget), non-member) +
    BCE(A(val), member); "nonsaturating_forget" = the forget term only; "minimax" = L_A itself
    (Eq. 1 literally). w_CE (`ce_weighting`): "paper" = 1 (Eq. 1, Eq. 3, Algorithm 1 line 8);
-   "convex" = 1 - alpha. V_ss: Barlow Twins (`parts/barlow_twins.py`, lambda `bt_lambda`) between
+   "convex" = 1 - alpha. V_ss: Barlow Twins (`barlow_twins.py`, lambda `bt_lambda`) between
    penultimate features (`forward_features`) of the forget batch and a validation batch paired
    by `bt_pairing`.
 Class-wise forgetting sets alpha to 0 after `class_alpha_iters` iterations (paper Sec. 4.2: 30);

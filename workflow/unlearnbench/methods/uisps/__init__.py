@@ -8,7 +8,7 @@ Algorithm 1, in three stages:
    class + lambda1 * BN-statistics loss + lambda2 * entropy term on a subset (parts/inversion.py).
 2. Importance (artefact "importance", rule make_importance; lines 16-18, Eqs 8-10): diagonal
    empirical Fisher of the original model on the synthetic samples and on a small retain portion
-   D'_r (`fisher_retain_fraction` of each retained class), stored raw (parts/suppression.py).
+   D'_r (`fisher_retain_fraction` of each retained class), stored raw (suppression.py).
 3. Unlearning (here; lines 19-28, Eqs 11-15): min-max normalise both importances, suppress (freeze)
    the entries with gamma^r_hat > alpha * gamma^g_hat, relabel the synthetic samples with the soft
    outputs of a randomly initialised model of the same architecture (Eq. 13), and train `epochs` (1)
@@ -38,7 +38,7 @@ retain_fraction < 1 uses that fraction of each retained class (Tables VI-VII); D
 Fisher is then the seeded subset min(fisher_retain_fraction, retain_fraction), which the workflow's
 nested subsets make a part of the training subset (zero access beyond what the method declares).
 
-SPS for other methods (Table VIII): parts/suppression.restrict_updates(model, frozen) wraps any
+SPS for other methods (Table VIII): methods/uisps/suppression.restrict_updates(model, frozen) wraps any
 method's `unlearn` call; see that function.
 """
 
