@@ -213,3 +213,11 @@ def test_retune_reads_the_results_of_the_snakemake_working_directory():
     assert snakemake_workdir(["--cores", "2", "--directory", "/w"]) == Path("/w")
     assert snakemake_workdir(["-d", "w"]) == Path("w") and snakemake_workdir(["--directory=/x"]) == Path("/x")
     assert snakemake_workdir(["--cores", "2"]) == Path(".")
+
+
+def test_retune_without_its_results_says_so_in_one_line(tmp_path):
+    """A dry run writes no tuning result: retune then names the missing file in one line, no traceback."""
+    proc = subprocess.run([sys.executable, "-m", "unlearnbench", "retune", "table1", "--",
+                           "--directory", str(tmp_path), "-n", "--cores", "1"], capture_output=True, text=True)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr[-2000:]
+    assert proc.stderr.strip().splitlines()[-1].startswith("retune: missing file")

@@ -36,9 +36,14 @@ def main(argv: list[str] | None = None) -> int:
 
         return run_probe(args.mode, args.threads)
     if args.cmd == "retune":
+        from .errors import UserError
         from .tuning import retune
 
-        return retune(args.entries, args.write, args.configfile, extra)
+        try:
+            return retune(args.entries, args.write, args.configfile, extra)
+        except UserError as e:  # e.g. no tuning result where Snakemake was told to write it
+            print(f"retune: {e}", file=sys.stderr)
+            return 2
     if args.cmd == "methods":
         return list_methods_table()
     from .infra.audit import run_audit
