@@ -22,6 +22,8 @@ Writes benchmarks/out/<name>.json and prints a Markdown table.
     python3.11 bootstrap.py bench --only mugan    # one paper
     python3.11 bootstrap.py bench --numerics      # table1 cold in portable and native mode, one after
                                                   # the other (benchmarks/out/numerics.json: the cost of portable)
+    python3.11 bootstrap.py bench --wall          # table1 cold with the OS wall and without it
+                                                  # (UNLEARNBENCH_WALL=0), back to back (benchmarks/out/wall.json)
 """
 
 from __future__ import annotations
@@ -78,14 +80,15 @@ def machine() -> dict:
     return {"cpu": cpu, "cpu_count": os.cpu_count(), "platform": platform.platform(), "python": platform.python_version()}
 
 
-def bench(name: str, targets: list[str], cores: int, out: Path, change: bool, mode: str = "portable") -> dict:
+def bench(name: str, targets: list[str], cores: int, out: Path, change: bool, mode: str = "portable",
+          env: dict | None = None) -> dict:
     work = out / f"work_{name}"
     shutil.rmtree(work, ignore_errors=True)
     work.mkdir(parents=True)
     load0 = os.getloadavg()
     trace = work / "warm_trace.jsonl"  # every job's script time, as the warm runner measured it
     numerics = [f"--config", f"numerics={mode}"]
-    cold, log = run(work, cores, targets, *numerics, env={"UNLEARNBENCH_WARM_TRACE": str(trace)})
+    cold, log = run(work, cores, targets, *numerics, env={"UNLEARNBENCH_WARM_TRACE": str(trace), **(env or {})})
     # the cold build's tables, kept apart: the changed-setting run below rewrites results/tables
     shutil.copytree(work / "results" / "tables", work / "cold_tables")
     compute, by_kind = compute_seconds(work)
@@ -106,7 +109,11 @@ def bench(name: str, targets: list[str], cores: int, out: Path, change: bool, mo
         noop_boot = round(time.perf_counter() - t0, 2)
         if "nothing to be done" not in fast.stdout:
             sys.exit(f"bootstrap.py did not answer from the fingerprint:\n{fast.stdout[-2000:]}")
-    res = {"name": name, "targets": targets, "cores": cores, "cold_s": round(cold, 1), "compute_s": round(compute, 1),
+    by_script: dict[str, list[float]] = {}
+    for r in scripts:
+        by_script.setdefault(r["script"], []).append(r["seconds"])
+    res = {"script_mean_s": {k: [round(sum(v) / len(v), 3), len(v)] for k, v in sorted(by_script.items())},
+           "name": name, "targets": targets, "cores": cores, "cold_s": round(cold, 1), "compute_s": round(compute, 1),
            "compute_by_stage_s": {k: round(v, 1) for k, v in by_kind.items()}, "jobs": jobs_done(log),
            "ratio": round(cold / (compute / cores), 2) if compute else None, "noop_s": round(noop, 2),
            "job_work_s": round(job_work, 1), "jobs_traced": len(scripts),
@@ -128,6 +135,7 @@ def main() -> None:
     ap.add_argument("--only", nargs="*", default=None, help="benchmarks to run (table1 and/or paper names)")
     ap.add_argument("--out", default=str(REPO / "benchmarks" / "out"))
     ap.add_argument("--numerics", action="store_true", help="table1 cold in portable and in native mode (numerics.json)")
+    ap.add_argument("--wall", action="store_true", help="table1 cold with and without the OS wall (wall.json)")
     args = ap.parse_args()
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -138,6 +146,8 @@ def main() -> None:
     commit = subprocess.run(["git", "-C", str(REPO), "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
     if args.numerics:
         return bench_numerics(args.cores, out, commit)
+    if args.wall:
+        return bench_wall(args.cores, out, commit)
     rows = []
     for name in names:
         res = bench(name, plan[name], args.cores, out, change=name == "table1")
@@ -153,6 +163,26 @@ def main() -> None:
     for r in rows:
         print(f"| {r['name']} | {r['jobs']} | {r['cold_s']} | {r['compute_s']} | {r['ratio']} | {r['job_work_s']} | "
               f"{r['ratio_job_work']} | {r['noop_bootstrap_s']} | {r['noop_s']} | {r['startup_s']} |")
+
+
+def bench_wall(cores: int, out: Path, commit: str) -> None:
+    """table1 cold with the OS wall and without it, back to back: what the wall costs per job."""
+    res = {}
+    for mode, env in (("wall", {}), ("no_wall", {"UNLEARNBENCH_WALL": "0"})):
+        res[mode] = bench(f"table1_{mode}", ["results/tables/table1.csv"], cores, out, change=False, env=env)
+        setups = [json.loads(f.read_text()).get("wall", {}).get("setup_seconds")
+                  for f in (out / f"work_table1_{mode}" / "results").rglob("*.prov.json")]
+        setups = sorted(x for x in setups if x is not None)
+        res[mode]["wall_setup_s"] = {"n": len(setups), "median": setups[len(setups) // 2] if setups else None,
+                                     "max": setups[-1] if setups else None}
+        print(f"{mode}: cold {res[mode]['cold_s']} s, load before {res[mode]['load_before']}", flush=True)
+    walled = [k for k in res["wall"]["script_mean_s"] if k in ("unlearn.py",)]
+    doc = {"modes": res, "ratio_cold": round(res["wall"]["cold_s"] / res["no_wall"]["cold_s"], 3),
+           "per_job_s": {k: round(res["wall"]["script_mean_s"][k][0] - res["no_wall"]["script_mean_s"][k][0], 3)
+                         for k in walled},
+           "machine": machine(), "commit": commit, "date": time.strftime("%Y-%m-%d")}
+    (out / "wall.json").write_text(json.dumps(doc, indent=2) + "\n")
+    print(json.dumps({k: doc[k] for k in ("ratio_cold", "per_job_s")}), res["wall"]["wall_setup_s"])
 
 
 def bench_numerics(cores: int, out: Path, commit: str) -> None:

@@ -7,6 +7,7 @@ A README marks each generated block with one of
     <!-- generated: <benchmark> <study> -->      the study's table from that benchmark's cold build
     <!-- generated: cost <benchmark>… -->        the pipeline's own cost, one row per benchmark record
     <!-- generated: numerics -->                 table1 cold in portable and native mode
+    <!-- generated: wall -->                     table1 cold with and without the OS wall
     ... (replaced) ...
     <!-- end generated -->
 
@@ -45,7 +46,7 @@ def record(name: str) -> dict:
     path = OUT / f"{name}.json"
     if not path.exists():
         raise SystemExit(f"readme_tables: no record {path}; run `python3.11 bootstrap.py bench "
-                         f"{'--numerics' if name == 'numerics' else '--only ' + name}` first")
+                         f"{'--' + name if name in ('numerics', 'wall') else '--only ' + name}` first")
     return json.loads(path.read_text())
 
 
@@ -84,7 +85,27 @@ def numerics() -> str:
     return "\n".join(out) + "\n"
 
 
+def wall() -> str:
+    doc = record("wall")
+    m = doc["machine"]
+    out = [f"*Generated from `bootstrap.py bench --wall` at commit {doc['commit']} ({doc['date']}): {m['cpu']}, "
+           f"{m['cpu_count']} cores, {m['platform']}; table1 cold with the wall and with `UNLEARNBENCH_WALL=0`, one "
+           "after the other.*\n",
+           "| wall | jobs | load before | cold (s) | unlearn job, mean (s) | walled jobs | setting the wall up, median / max (s) |",
+           "|---|---|---|---|---|---|---|"]
+    for mode, r in doc["modes"].items():
+        u = r["script_mean_s"].get("unlearn.py", [None, 0])
+        w = r["wall_setup_s"]
+        setup = f"{w['median']} / {w['max']}" if w["n"] else "–"
+        out.append(f"| {mode.replace('_', ' ')} | {r['jobs']} | {load(r)} | {r['cold_s']:.0f} | {u[0]} | {w['n']} | {setup} |")
+    per = ", ".join(f"{k} {v:+.3f} s" for k, v in doc["per_job_s"].items())
+    out.append(f"\nwith ÷ without: cold {doc['ratio_cold']}; per job (mean script time): {per}.")
+    return "\n".join(out) + "\n"
+
+
 def block(kind: str, args: str) -> str:
+    if kind == "wall":
+        return wall()
     if kind == "cost":
         return cost(args.split())
     if kind == "numerics":

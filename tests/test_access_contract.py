@@ -130,3 +130,18 @@ def test_subset_views_are_capped_or_labelled_all(job, monkeypatch):
     run_data_view(stage_job(view=r / "data/access/retain-k3-s0.npz"), str(data), str(split), str(req), "retain-k3-s0")
     v = np.load(r / "data/access/retain-k3-s0.npz")
     assert np.bincount(v["y"], minlength=10).tolist() == [0] + [3] * 9 and not v["covers_all"]
+
+
+def test_a_job_whose_wall_could_not_go_up_says_declared_not_enforced(job, monkeypatch):
+    """Where the kernel offers no Landlock or seccomp (wall.py), the access column says so."""
+    root, r, data, split, req, card, ckpt = job
+    monkeypatch.chdir(root)
+    from unlearnbench.infra import wall
+
+    monkeypatch.setattr(wall, "_STATE", {"enforced": False, "why": "no Landlock (kernel 5.10)"})
+    out = r / "runs/not_enforced"
+    spec = {"method": "gradient_ascent", "epochs": 1}
+    run_unlearn(stage_job(0, ckpt=out / "model.safetensors", info=out / "unlearn.json", time=out / "model.time.json"),
+                create_method(spec), spec, original=str(ckpt.relative_to(root)), card=str(card.relative_to(root)),
+                views={"forget": "results/data/access/forget.npz"}, artefacts={}, protected=["results"])
+    assert json.loads((out / "unlearn.json").read_text())["access"] == "forget (declared, not enforced)"

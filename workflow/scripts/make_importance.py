@@ -17,4 +17,4 @@ def main(s, job):
                    retain_view=s.input.retain, settings=dict(s.params.settings))
 
 
-script_main(main, snakemake)  # noqa: F821
+script_main(main, snakemake, wall=True)  # noqa: F821  method code: behind the OS wall

@@ -15,4 +15,4 @@ def main(s, job):
     run_make_noise(job, original=s.input.original, cls=int(s.wildcards.cls), settings=dict(s.params.settings))
 
 
-script_main(main, snakemake)  # noqa: F821
+script_main(main, snakemake, wall=True)  # noqa: F821  method code: behind the OS wall

@@ -17,4 +17,4 @@ def main(s, job):
                           model_spec=dict(s.params.model), recipe=dict(s.params.recipe))
 
 
-script_main(main, snakemake)  # noqa: F821
+script_main(main, snakemake, wall=True)  # noqa: F821  method code: behind the OS wall

@@ -16,4 +16,4 @@ def main(s, job):
                         member=int(s.wildcards.member))
 
 
-script_main(main, snakemake)  # noqa: F821
+script_main(main, snakemake, wall=True)  # noqa: F821  method code: behind the OS wall

@@ -23,4 +23,4 @@ def main(s, job):
                 repeats=int(s.wildcards.get("repeats", 0)))  # rule time_unlearn: the step k times, a timing file only
 
 
-script_main(main, snakemake)  # noqa: F821
+script_main(main, snakemake, wall=True)  # noqa: F821  method code: behind the OS wall

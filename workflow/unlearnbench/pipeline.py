@@ -19,6 +19,7 @@ from .data import (RequestData, check_request, check_split, load_view, make_forg
                    read_archive, to_float, view_indices)
 from .errors import UserError
 from .infra.lazy import torch
+from .infra import wall
 from .infra.sandbox import restrict_files
 from .io import load_checkpoint, read_json, read_npz, write_csv_rows, write_json, write_npz
 from .keys import config_hash
@@ -166,6 +167,8 @@ def run_unlearn(job: Job, method: UnlearningMethod, method_spec: dict, original:
         sets[role] = (x, y)
         if role == "retain" and access.retain == "subset" and covers_all:
             label = _all_retain_label(access)  # the subset asked for more than each class holds
+    if wall.state()["enforced"] is False:  # a job whose OS wall could not go up (wall.py): say so
+        label += " (declared, not enforced)"
     udata = UnlearnData(access, c["num_classes"], c["forget_classes"], c["type"], sets=sets, label=label)
     model, meta = load_model(original, dev)
     frozen = copy.deepcopy(model).eval()

@@ -99,9 +99,9 @@ def params_hash(params: Any) -> str:
 
 
 def record(rule: str, wildcards: dict, params: Any, inputs: list[str], outputs: list[str],
-           mode: str | None = None) -> dict[str, Any]:
+           mode: str | None = None, wall: dict | None = None) -> dict[str, Any]:
 
-    return {
+    return {"wall": wall,
         "rule": rule, "wildcards": dict(sorted(wildcards.items())), "params_hash": params_hash(params),
         "git": git_state(), "versions": versions(), "environment_hash": environment_hash(), "backend": backend(),
         "numerics": {"mode": mode, **facts()}, "host": socket.gethostname(),
@@ -115,7 +115,7 @@ def sidecar_path(outputs: list[str]) -> Path | None:
     return Path(str(files[0]) + SUFFIX) if files else None
 
 
-def write_job_provenance(smk: Any) -> None:
+def write_job_provenance(smk: Any, wall: dict | None = None) -> None:
     """Called by script_main after a stage succeeded: the job's provenance sidecar."""
 
     outputs = [str(p) for p in smk.output]
@@ -125,7 +125,7 @@ def write_job_provenance(smk: Any) -> None:
     params = {k: v for k, v in smk.params.items()} if hasattr(smk.params, "items") else list(smk.params)
     inputs = [str(p) for p in smk.input]
     wildcards = {k: str(v) for k, v in smk.wildcards.items()} if hasattr(smk.wildcards, "items") else {}
-    write_json(path, record(smk.rule, wildcards, params, inputs, outputs, smk.config.get("numerics")))
+    write_json(path, record(smk.rule, wildcards, params, inputs, outputs, smk.config.get("numerics"), wall))
 
 
 def footer() -> str:

@@ -6,6 +6,8 @@ rule: the archive, the split, the forget request and other views are on disk but
 
 Implemented with a CPython audit hook (PEP 578): it sees every `open()` (builtins, io, os) and
 cannot be removed once installed; the hook's state lives in a closure, not in a module global.
+It gives a readable AccessError, but code in the process can get around it (ctypes, native
+libraries, the garbage collector): the OS wall (wall.py) is what holds.
 """
 
 from __future__ import annotations
