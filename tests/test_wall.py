@@ -150,7 +150,7 @@ def test_the_rogue_method_reaches_nothing_undeclared_by_any_route(tmp_path, warm
     assert "socket:" not in fds and "results/data" not in fds and "results/models" not in fds, fds
     reached = {k: v for k, v in routes.items() if not v.startswith("blocked")}
     assert reached == {}, reached
-    assert len(routes) >= 25 and not any("AccessError" in v for v in routes.values())
+    assert len(routes) == 29 and not any("AccessError" in v for v in routes.values())
     assert sorted(p.name for p in tmp_path.glob("rogue-*")) == ["rogue-steal.py"] and not (tmp_path / "results/rogue-leak.txt").exists()
     assert info["access"] == "forget"  # enforced: no "(declared, not enforced)"
     prov = json.loads((tmp_path / RUN / "model.safetensors.prov.json").read_text())
