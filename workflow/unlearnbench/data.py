@@ -1,6 +1,7 @@
 """Datasets, splits and forget requests.
 
-Every source (scikit-learn digits, torchvision datasets, an ImageFolder) is converted once into a
+Every source (scikit-learn digits, MNIST and Fashion-MNIST from their IDX files (idx.py),
+torchvision datasets, an ImageFolder) is converted once into a
 canonical archive: `x` uint8 [N, C, H, W], `y` int64 [N], `is_test` bool [N] (the source's official
 test split, all False when it has none), `mean`/`std` float per channel (of the non-test part).
 Splits and forget requests are index files into that pooled array; `RequestData` gives the
@@ -17,6 +18,7 @@ from typing import Any
 
 import numpy as np
 
+from . import idx
 from .errors import UserError
 from .infra.lazy import F, torch
 from .io import read_json, read_npz
@@ -122,6 +124,8 @@ def prepare_dataset(spec: dict[str, Any], data_root: str | Path, allow_download:
     if source == "digits":
         x, y, is_test = _load_digits()
         class_names = [str(i) for i in range(10)]
+    elif source in idx.SOURCES and not allow_download:  # the original IDX files, .gz or not (idx.py)
+        x, y, is_test, class_names = idx.load(source, data_root)
     elif source in TORCHVISION_SOURCES:
         x, y, is_test = _load_torchvision(source, Path(data_root), allow_download)
         class_names = [str(i) for i in range(int(y.max()) + 1)]
