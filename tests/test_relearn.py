@@ -91,3 +91,24 @@ def test_ain():
 def test_bad_settings(bad):
     with pytest.raises(UserError):
         settings(bad)
+
+
+def test_a_capped_relearn_time_is_a_lower_bound_in_every_table(tmp_path):
+    """Not only AIN: the relearn time itself carries a censor code, so the table shows '≥ cap'."""
+    import json
+
+    from unlearnbench.metrics.cost import run_relearn_metrics
+    from unlearnbench.report.tables import aggregate, display_frame
+
+    own, gold = tmp_path / "own.json", tmp_path / "gold.json"
+    own.write_text(json.dumps({"relearn_epochs": 100.0, "relearn_epochs_reached": 0.0, "relearn_steps": 40.0,
+                                "relearn_steps_reached": 1.0}))
+    gold.write_text(json.dumps({"relearn_epochs": 12.0, "relearn_epochs_reached": 1.0, "relearn_steps": 20.0,
+                                "relearn_steps_reached": 1.0}))
+    run_relearn_metrics(str(own), str(gold), str(tmp_path / "m.json"))
+    m = json.loads((tmp_path / "m.json").read_text())["metrics"]
+    assert m["relearn_epochs_censor"] == 1 and m["relearn_steps_censor"] == 0 and m["ain_epochs_censor"] == 1
+    rec = {"dataset": "d", "model": "m", "scenario": "s", "method": "x", "method_name": "finetune", "access": "a", "seed": 0}
+    tidy = aggregate([{**rec, "metrics": m}], [])
+    wide, _ = display_frame(tidy, None, ["relearn_epochs", "relearn_steps"])
+    assert wide.iloc[0]["RT (epochs)"].startswith("≥ 100") and not wide.iloc[0]["RT (steps)"].startswith("≥")

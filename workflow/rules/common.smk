@@ -267,6 +267,19 @@ def study_run_records(study):
     return recs
 
 
+def claim_studies(paper):
+    return sorted({c["study"] for c in config["papers"][paper].get("claims", [])})
+
+
+def claims_inputs(paper):
+    """The per-run files the paper's claims read: those of the studies they name (as report_study)."""
+    if not config["papers"][paper].get("claims"):
+        raise WorkflowError(f"papers.{paper} lists no claims: nothing to check")
+    recs = [r for s in claim_studies(paper) for r in study_run_records(s)]
+    return sorted({f for r in recs for f in r["files"]} | {f for r in recs for fs in r["cost_files"].values() for f in fs}
+                  | {r["unlearn_info"] for r in recs if r["unlearn_info"]})
+
+
 # ----------------------------------------------------------------------------- figures
 def _figure_file(read, run):
     if read == "checkpoint":

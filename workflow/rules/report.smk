@@ -68,3 +68,25 @@ rule report_paper:
         ENV
     script:
         "../scripts/report_paper.py"
+
+
+rule report_claims:
+    # A paper's headline claims, each a paired comparison over seeds of two rows (or a row and the
+    # paper's constant) of one of its tables: results/papers/<paper>.claims.{csv,md} (report/claims.py).
+    input:
+        lambda w: claims_inputs(w.paper),
+    output:
+        csv=os.path.join(R, "papers", "{paper}.claims.csv"),
+        md=report(os.path.join(R, "papers", "{paper}.claims.md"), category="Claims", labels={"paper": "{paper}"}),
+    params:
+        name=lambda w: w.paper,
+        paper=lambda w: config["papers"][w.paper],
+        runs=lambda w: {s: study_run_records(s) for s in claim_studies(w.paper)},
+        studies=lambda w: {s: config["studies"][s] for s in claim_studies(w.paper)},
+    localrule: True
+    log:
+        os.path.join(R, "logs", "report_claims", "{paper}.log"),
+    conda:
+        ENV
+    script:
+        "../scripts/report_claims.py"

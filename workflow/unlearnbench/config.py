@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import re
+import sys
 from typing import Any
 
 from .data import NUM_CLASSES
@@ -171,11 +172,32 @@ def check_config(config: dict[str, Any]) -> None:
             _need(config["studies"], st, "study", f"papers.{paper}")
         for fig in p.get("figures", []):
             _need(config.get("figures", {}), fig, "figure", f"papers.{paper}")
+        check_claims(config, paper, p.get("claims", []))
+
+
+def check_claims(config: dict[str, Any], paper: str, claims: list[dict[str, Any]]) -> None:
+    """Each claim names a study of its paper and rows of that study; ids are unique."""
+    seen = set()
+    for c in claims:
+        where = f"papers.{paper}.claims.{c['id']}"
+        if c["id"] in seen:
+            raise UserError(f"{where}: the id is used twice; give each claim its own")
+        seen.add(c["id"])
+        if c["study"] not in config["papers"][paper]["studies"]:
+            raise UserError(f"{where}: study {c['study']!r} is not one of the paper's studies "
+                            f"{config['papers'][paper]['studies']}")
+        spec = config["studies"][c["study"]]
+        rows = list(spec["methods"]) + ([noise_floor_method(config, c["study"])] if spec.get("noise_floor", True) else [])
+        for role in ("a", "b"):
+            if role in c and c[role] not in rows:
+                raise UserError(f"{where}: {role} = {c[role]!r} is not a row of study {c['study']} ({', '.join(rows)})")
 
 
 def check_figures(config: dict[str, Any]) -> None:
-
-    for name, f in config.get("figures", {}).items():
+    """A figure that names an unknown kind or study is a config error. One whose selection matches no
+    run of its study (an overlay narrowed the study) never blocks a table: it is dropped, with a
+    warning, from the figures and from its paper's page."""
+    for name, f in list(config.get("figures", {}).items()):
         where = f"figures.{name}"
         if f["kind"] not in list_kinds():
             raise UserError(f"{where}: unknown figure kind {f['kind']!r}; available: {', '.join(list_kinds())}")
@@ -184,10 +206,17 @@ def check_figures(config: dict[str, Any]) -> None:
                 raise UserError(f"{where}: figure kind {f['kind']} draws tables; list them under 'studies'")
             for st in f["studies"]:
                 _need(config["studies"], st, "study", where)
-        else:
-            _need(config["studies"], f.get("study", ""), "study", where)
-            if not list(figure_runs(config, name)):
-                raise UserError(f"{where}: its selection matches no run of study {f['study']!r}")
+            continue
+        _need(config["studies"], f.get("study", ""), "study", where)
+        n_setups = len(study_setups(config["studies"][f["study"]]))
+        bad = [i for i in f.get("select", {}).get("setups", []) if not 0 <= int(i) < n_setups]
+        if bad or not list(figure_runs(config, name)):
+            why = f"setup index {bad[0]} (the study has {n_setups})" if bad else "its selection matches no run"
+            print(f"warning: {where} is left out: {why} of study {f['study']!r}", file=sys.stderr)
+            del config["figures"][name]
+            for p in config.get("papers", {}).values():
+                if name in p.get("figures", []):
+                    p["figures"] = [x for x in p["figures"] if x != name]
 
 
 def _sorted(obj: Any) -> Any:

@@ -40,6 +40,22 @@ def load_records(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return records
 
 
+SOURCE_NAMES = {"digits": "digits", "mnist": "MNIST", "fashionmnist": "Fashion-MNIST", "cifar10": "CIFAR-10",
+                "cifar100": "CIFAR-100", "svhn": "SVHN", "imagefolder": "ImageFolder"}
+
+
+def study_title(name: str, study: dict[str, Any], datasets: dict[str, Any]) -> str:
+    """The study's title followed by the data and models it ran on, so that an overlay onto another
+    dataset or model retitles every table: "<title> — Fashion-MNIST 28 px: resnet20"."""
+    data, models = [], []
+    for st in study_setups(study):
+        ds = datasets[st["dataset"]]
+        label = f"{SOURCE_NAMES.get(ds['source'], ds['source'])} {ds.get('image_size')} px"
+        data += [label] if label not in data else []
+        models += [st["model"]] if st["model"] not in models else []
+    return f"{study.get('title', name)} — {', '.join(data)}: {', '.join(models)}"
+
+
 def study_caption(name: str, study: dict[str, Any], datasets: dict[str, Any], n_seeds: int, metrics: list[str],
                   machines: list[str]) -> str:
     parts = []
@@ -71,7 +87,7 @@ def write_study_report(name: str, study: dict[str, Any], runs: list[dict[str, An
         cost.insert(0, "study", name)
     write_csv(out_csv, tidy)
     write_csv(out_cost, cost)
-    title = study.get("title", name)
+    title = study_title(name, study, datasets)
     caption = study_caption(name, study, datasets, len(study["seeds"]), gap_metrics, cost.attrs.get("machines", []))
     wide, notes = display_frame(tidy, cost, metrics, study.get("ua", "accuracy"))
 

@@ -220,6 +220,11 @@ def display_frame(tidy: pd.DataFrame, cost: pd.DataFrame | None, columns: list[s
             cell = fmt_cell(a.to_dict(), gap=False)
             if not math.isnan(a["ci_low"]):
                 cell += f" [{a['ci_low']:.1f}, {a['ci_high']:.1f}]"
+            if a["at_chance_seeds"] > 0 and not math.isnan(a["mean"]):  # it averages fewer terms than other rows
+                cell += f" ‡{int(a['at_chance_seeds'])}"
+                notes.add("‡k: this row's average gap leaves out k of its seed × metric terms (an attack at chance on "
+                          "this model or on retrain, or a capped value): it averages fewer terms than a row without ‡, "
+                          "so rank the two with care.")
             row[LABELS["avg_gap"]] = cell
         else:
             row[LABELS["avg_gap"]] = "—"
@@ -255,28 +260,47 @@ def render_latex(wide: pd.DataFrame, caption: str, notes: list[str] | None = Non
 
 
 def plot_gaps(tidy: pd.DataFrame, metrics: list[str], title: str):
-    """One panel per scenario: per-metric paired gap |method − retrain| (mean, error bar = std over
-    seeds) for each method, plus the average gap. Returns the figure."""
+    """One panel per cell: each row's average gap to retrain (mean and its 95 % t-interval over seeds)
+    against the noise floor (the independent retrain's interval, shaded). The axis fits the methods,
+    not the original model: a row beyond it (usually the original) is marked at the edge with its
+    value. Returns the figure."""
 
     plt = pyplot()
-    panels = list(dict.fromkeys(zip(tidy["dataset"], tidy["model"], tidy["scenario"])))
-    fig, axes = plt.subplots(1, len(panels), figsize=(max(6, 1.6 * (len(metrics) + 1)) * len(panels), 3.8), squeeze=False)
-    for ax, (ds, model, s) in zip(axes[0], panels):
-        sub = tidy[(tidy["dataset"] == ds) & (tidy["model"] == model) & (tidy["scenario"] == s)
-                   & ~((tidy["method_name"] == "retrain") & (tidy["method"] == "retrain"))]
-        sub = sub[sub["metric"].isin(metrics + ["avg_gap"])]
-        methods = [m for m in dict.fromkeys(sub["method"]) if (sub["method"] == m).any()]
-        cols = metrics + ["avg_gap"]
-        width = 0.8 / max(len(methods), 1)
-        for i, m in enumerate(methods):
-            g = sub[sub["method"] == m].set_index("metric")
-            vals = [np.nan if c not in g.index else g.loc[c, "mean" if c == "avg_gap" else "gap_mean"] for c in cols]
-            errs = [np.nan if c not in g.index else g.loc[c, "std" if c == "avg_gap" else "gap_std"] for c in cols]
-            ax.bar(np.arange(len(cols)) + i * width - 0.4 + width / 2, vals, width, yerr=np.nan_to_num(errs), label=m)
-        ax.set_xticks(np.arange(len(cols)), [LABELS.get(c, c) for c in cols])
-        ax.set_ylabel("paired |method − retrain| (points)")
+    gaps = tidy[(tidy["metric"] == "avg_gap") & ~((tidy["method_name"] == "retrain") & (tidy["method"] == "retrain"))]
+    panels = list(dict.fromkeys(zip(gaps["dataset"], gaps["model"], gaps["scenario"])))
+    n_rows = max([len(set(gaps["method"]))] + [1])
+    ncol = min(max(len(panels), 1), 2)
+    nrow = -(-max(len(panels), 1) // ncol)
+    fig, axes = plt.subplots(nrow, ncol, figsize=(5.6 * ncol, (1.2 + 0.38 * n_rows) * nrow), squeeze=False)
+    for ax in axes.flat[len(panels):]:
+        ax.set_visible(False)
+    for ax, (ds, model, s) in zip(axes.flat, panels):
+        sub = gaps[(gaps["dataset"] == ds) & (gaps["model"] == model) & (gaps["scenario"] == s)].reset_index(drop=True)
+        floor = sub[(sub["method_name"] == "retrain")]
+        methods = sub[(sub["method_name"] != "retrain") & (sub["method"] != "original")]
+        right = [methods["ci_high"].max(), methods["mean"].max(), floor["ci_high"].max() if len(floor) else np.nan]
+        xmax = 1.15 * np.nanmax(right + [0.5]) if np.isfinite(np.nanmax(right + [0.5])) else 1.0
+        if len(floor):
+            f = floor.iloc[0]
+            lo, hi = (f["ci_low"], f["ci_high"]) if np.isfinite(f["ci_low"]) else (f["mean"], f["mean"])
+            ax.axvspan(max(lo, 0), hi, color="0.85", zorder=0, label=f"noise floor ({f['method']}, 95 % interval)")
+            ax.axvline(f["mean"], color="0.5", lw=0.8, zorder=1)
+        for y, (_, r) in enumerate(sub.iterrows()):
+            mean, lo, hi = r["mean"], r["ci_low"], r["ci_high"]
+            if not np.isfinite(mean):
+                continue
+            if mean > xmax:  # off the scale: marked at the edge with its value
+                ax.plot([xmax * 0.985], [y], marker=">", color="0.3")
+                ax.annotate(f"{mean:.1f}", (xmax * 0.97, y), ha="right", va="center", fontsize=7)
+                continue
+            err = [[mean - lo], [hi - mean]] if np.isfinite(lo) else None
+            ax.errorbar(mean, y, xerr=err, fmt="o", ms=4, capsize=3, color="C0" if r["method_name"] != "retrain" else "0.4")
+        ax.set_yticks(range(len(sub)), [f"{m} (n={n})" for m, n in zip(sub["method"], sub["n"])], fontsize=8)
+        ax.set_ylim(len(sub) - 0.5, -0.5)
+        ax.set_xlim(0, xmax)
+        ax.set_xlabel(f"average paired |method − retrain| over {', '.join(LABELS.get(m, m) for m in metrics)} (points)", fontsize=7)
         ax.set_title(f"{ds}/{model} — {s}", fontsize=9)
-        ax.legend(fontsize=8)
-    fig.suptitle(title, fontsize=10)
+        ax.legend(fontsize=7, loc="best")
+    fig.suptitle(title, fontsize=9)
     fig.tight_layout()
     return fig
