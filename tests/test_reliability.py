@@ -133,6 +133,21 @@ def test_a_figure_that_selects_nothing_never_blocks_a_table(tmp_path):
     assert "report_study" in proc.stdout and "report_figure" not in proc.stdout
 
 
+def test_a_study_moved_to_other_data_names_the_settings_scaled_for_the_old(tmp_path):
+    cfg = tiny()
+    cfg["studies"]["tiny"]["scaled"] = {"for": "tiny_digits", "settings": ["methods.finetune.epochs", "training.tiny.epochs"],
+                                        "why": "808 images"}
+    assert "warning" not in run_snakemake(tmp_path / "same", cfg, [TARGET], "-n").stderr
+    cfg["datasets"]["fashion"] = {"source": "fashionmnist", "image_size": 28, "channels": 1}
+    cfg["studies"]["tiny"]["dataset"] = "fashion"
+    proc = run_snakemake(tmp_path / "moved", cfg, [TARGET], "-n", check=False)
+    assert ("warning: studies.tiny runs on fashion, but methods.finetune.epochs, training.tiny.epochs were scaled for "
+            "tiny_digits (808 images)") in proc.stderr
+    cfg["studies"]["tiny"]["scaled"]["settings"] = ["methods.finetune.epoch"]
+    proc = run_snakemake(tmp_path / "typo", cfg, [TARGET], "-n", check=False)
+    assert "config error" in proc.stderr and "methods.finetune.epoch is not a setting" in proc.stderr
+
+
 @pytest.mark.parametrize("override", ["methods={finetune: {method: finetune, lr: 1e-3, epochs: 1}}",
                                       "methods={finetune: {method: finetune, lr: '0.1', epochs: '1'}}"])
 def test_numbers_written_as_strings_are_numbers(tmp_path, override):

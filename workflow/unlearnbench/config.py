@@ -167,12 +167,45 @@ def check_config(config: dict[str, Any]) -> None:
         if s.get("noise_floor", True):
             noise_floor_method(config, study)
     check_figures(config)
+    check_scaled(config)
     for paper, p in config.get("papers", {}).items():
         for st in p["studies"]:
             _need(config["studies"], st, "study", f"papers.{paper}")
         for fig in p.get("figures", []):
             _need(config.get("figures", {}), fig, "figure", f"papers.{paper}")
         check_claims(config, paper, p.get("claims", []))
+
+
+def _lookup(config: dict[str, Any], dotted: str) -> bool:
+    node: Any = config
+    for part in dotted.split("."):
+        if not isinstance(node, dict) or part not in node:
+            return False
+        node = node[part]
+    return True
+
+
+def check_scaled(config: dict[str, Any]) -> None:
+    """A study whose settings were scaled for one dataset and that now runs on another (an overlay)
+    says which settings those were: a warning at start-up, once per study."""
+    for study, s in config["studies"].items():
+        sc = s.get("scaled")
+        if not sc:
+            continue
+        where = f"studies.{study}.scaled"
+        _need(config["datasets"], sc["for"], "dataset", where)
+        missing = [p for p in sc["settings"] if not _lookup(config, p)]
+        if missing:
+            raise UserError(f"{where}: {missing[0]} is not a setting of this config; name dotted paths such as "
+                            "methods.<instance>.<hyperparameter>")
+        src = config["datasets"][sc["for"]]
+        now = sorted({st["dataset"] for st in study_setups(s)
+                      if {k: config["datasets"][st["dataset"]].get(k) for k in ("source", "image_size")}
+                      != {k: src.get(k) for k in ("source", "image_size")}})
+        if now:
+            print(f"warning: studies.{study} runs on {', '.join(now)}, but {', '.join(sc['settings'])} were scaled for "
+                  f"{sc['for']}{' (' + sc['why'] + ')' if sc.get('why') else ''}: set them for the new data in your "
+                  f"overlay, and its studies.{study}.scaled.for", file=sys.stderr)
 
 
 def check_claims(config: dict[str, Any], paper: str, claims: list[dict[str, Any]]) -> None:
