@@ -52,6 +52,7 @@ def test_artefact_audit_names_an_edited_version_and_a_changed_input(tmp_path, ca
     target = next(p for p in provs if "train_original" == json.loads(p.read_text())["rule"])
     rec = json.loads(target.read_text())
     rec["versions"]["torch"] = "0.0.1"
+    rec["wall"] = {"enforced": False, "why": "no Landlock (kernel 5.10)"}  # as a job on a kernel without it records
     target.write_text(json.dumps(rec))
     # and change an input after the fact
     split = tmp_path / "results/data/tiny_digits/split.json"
@@ -60,6 +61,7 @@ def test_artefact_audit_names_an_edited_version_and_a_changed_input(tmp_path, ca
     assert any(f["kind"] == "made by another version" and f["package"] == "torch" and f["recorded"] == "0.0.1"
                for f in found)
     assert any(f["kind"] == "input changed since" and f["file"].endswith("split.json") for f in found)
+    assert any(f["kind"] == "access declared, not enforced" and "no Landlock" in f["why"] for f in found)
     assert run_audit(str(tmp_path / "results"), str(tmp_path / "audit.json")) == 1
     assert "made by another version" in capsys.readouterr().out
     assert json.loads((tmp_path / "audit.json").read_text())["counts"]["made by another version"] == 1

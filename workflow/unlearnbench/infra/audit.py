@@ -9,7 +9,8 @@ Compares
 and reports every difference: a pin that drifted between the env file and requirements, a lock
 entry the running environment does not match, an artefact made by another version or commit, an
 artefact whose inputs changed since it was made, an artefact modified after it was written, a
-table built from tuned values that differ from the lock (or from no lock at all).
+table built from tuned values that differ from the lock (or from no lock at all), an artefact of
+method code that ran without the OS wall (its access declared, not enforced).
 Exit code 0 when nothing differs, 1 otherwise; a human-readable summary on stdout, JSON on request.
 """
 
@@ -111,6 +112,9 @@ def check_artefacts(results: Path) -> tuple[list[dict[str, Any]], int]:
             if now_v.get(pkg) != v:
                 out.append({"kind": "made by another version", "artefact": where, "package": pkg, "recorded": v,
                             "now": now_v.get(pkg)})
+        wall = rec.get("wall")
+        if wall and wall.get("enforced") is False:  # method code ran without the OS wall (wall.py)
+            out.append({"kind": "access declared, not enforced", "artefact": where, "why": wall.get("why", "")})
         rg = rec.get("git", {})
         if rg.get("commit") and now_git.get("commit") and rg["commit"] != now_git["commit"]:
             out.append({"kind": "made by another commit", "artefact": where, "recorded": rg["commit"], "now": now_git["commit"]})
