@@ -91,15 +91,17 @@ def wall() -> str:
     out = [f"*Generated from `bootstrap.py bench --wall` at commit {doc['commit']} ({doc['date']}): {m['cpu']}, "
            f"{m['cpu_count']} cores, {m['platform']}; table1 cold with the wall and with `UNLEARNBENCH_WALL=0`, one "
            "after the other.*\n",
-           "| wall | jobs | load before | cold (s) | unlearn job, mean (s) | walled jobs | setting the wall up, median / max (s) |",
-           "|---|---|---|---|---|---|---|"]
+           "| wall | jobs | load before | cold (s) | walled jobs | putting the wall up, median / max (s) |",
+           "|---|---|---|---|---|---|"]
     for mode, r in doc["modes"].items():
-        u = r["script_mean_s"].get("unlearn.py", [None, 0])
         w = r["wall_setup_s"]
         setup = f"{w['median']} / {w['max']}" if w["n"] else "–"
-        out.append(f"| {mode.replace('_', ' ')} | {r['jobs']} | {load(r)} | {r['cold_s']:.0f} | {u[0]} | {w['n']} | {setup} |")
-    per = ", ".join(f"{k} {v:+.3f} s" for k, v in doc["per_job_s"].items())
-    out.append(f"\nwith ÷ without: cold {doc['ratio_cold']}; per job (mean script time): {per}.")
+        out.append(f"| {mode.replace('_', ' ')} | {r['jobs']} | {load(r)} | {r['cold_s']:.0f} | {w['n']} | {setup} |")
+    j = doc["job_median_s"]
+    out.append(f"\nOne unlearn job (`{doc['job']}`), rerun {doc['job_repeats']} times in each mode, alternating (load "
+               f"before {', '.join(f'{v:.2f}' for v in doc['job_load_before'])}): median in-script time {j['wall']:.3f} s "
+               f"with the wall, {j['no_wall']:.3f} s without: **{doc['job_added_s']:+.3f} s per job** (fork, Landlock and "
+               f"seccomp set-up, moving the outputs). Cold table1 with ÷ without: {doc['ratio_cold']}.")
     return "\n".join(out) + "\n"
 
 
