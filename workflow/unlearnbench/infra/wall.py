@@ -17,7 +17,9 @@ the wall were missing (`state()`: provenance, unlearn.json and the table's acces
 
 from __future__ import annotations
 
+import ctypes
 import errno
+import importlib.util
 import json
 import os
 import shutil
@@ -58,8 +60,6 @@ def state() -> dict[str, Any]:
 def support() -> dict[str, Any]:
     """What this machine offers, without entering the wall: {"landlock_abi": int (0: none), "seccomp": bool,
     "why": what is missing}."""
-    import ctypes
-
     missing, abi = [], 0
     try:
         import landlock
@@ -85,8 +85,6 @@ def no_dump() -> None:
 
 
 def _libc():
-    import ctypes
-
     return ctypes.CDLL(None, use_errno=True)
 
 
@@ -103,7 +101,7 @@ def hidden_data(extra: list[str]) -> list[str]:
     dataset's package data and the system's data sets."""
     out = [_real(p) for p in extra if p]
     for pkg, sub in PACKAGE_DATA:
-        spec = __import__("importlib.util").util.find_spec(pkg)
+        spec = importlib.util.find_spec(pkg)
         if spec and spec.submodule_search_locations:
             out += [_real(os.path.join(loc, sub)) for loc in spec.submodule_search_locations]
     return out + [_real(p) for p in SYSTEM_DATA]
@@ -150,10 +148,11 @@ def _readable(reads: list[str], hidden: list[str]) -> tuple[list[str], list[str]
 
 def _landlock(reads: list[str], writable: str, hidden: list[str]) -> int:
     """Apply the file-system wall; returns the Landlock ABI used (raises OSError when unavailable)."""
-    import ctypes
-
-    import landlock
-    from landlock import FSAccess
+    try:
+        import landlock
+        from landlock import FSAccess
+    except ImportError as e:
+        raise OSError(f"the landlock package is not installed ({e})") from None
 
     dirs, files, listed = _readable(reads, hidden)
     ctypes.set_errno(0)  # the wrapper reads errno after every call
@@ -185,7 +184,10 @@ def _gpu_devices() -> list[str]:
 
 
 def _seccomp() -> None:
-    import pyseccomp as sc
+    try:
+        import pyseccomp as sc
+    except ImportError as e:
+        raise OSError(f"the pyseccomp package is not installed ({e})") from None
 
     f = sc.SyscallFilter(defaction=sc.ALLOW)
     for name in _DENIED:

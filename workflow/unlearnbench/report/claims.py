@@ -25,6 +25,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from ..io import write_csv, write_text
 from .study import DEFAULT_METRICS, load_records
 from .tables import EXACT, _at_chance, _censor, t_interval
 
@@ -119,8 +120,6 @@ CAPTION = ("Each claim is a paired comparison over seeds: per seed, d = a − b 
 
 def write_claims(name: str, paper: dict[str, Any], runs: dict[str, list[dict[str, Any]]], studies: dict[str, Any],
                  out_csv: str, out_md: str) -> pd.DataFrame:
-    from ..io import write_csv, write_text
-
     seeds_by_study = {}
     for study, recs in runs.items():
         spec = studies[study]
