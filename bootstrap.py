@@ -90,8 +90,14 @@ def snakemake(args: list[str]) -> int:
     """Snakemake on `args`; a call of targets alone whose last successful build is unchanged answers
     at once (workflow/unlearnbench/infra/uptodate.py: the fingerprint of every file it could depend on)."""
     sys.path.insert(0, str(ROOT / "workflow"))
+    from unlearnbench.configfile import command_line_configfiles  # standard library only
     from unlearnbench.infra import uptodate  # standard library only
 
+    if command_line_configfiles(args):  # Snakemake reads them first: a file not UTF-8 would be its traceback
+        env = {**os.environ, "PYTHONPATH": str(ROOT / "workflow")}
+        rc = subprocess.call([str(BIN / "python"), "-m", "unlearnbench.configfile", *args], cwd=ROOT, env=env)
+        if rc:
+            return rc
     site = next(iter(sorted(VENV.glob("lib/python*/site-packages"))), None)
     site = str(site) if site else None
     fast = uptodate.split_args(args)
@@ -101,9 +107,11 @@ def snakemake(args: list[str]) -> int:
             f"results/ and the data root are unchanged since the build of {built} "
             "(UNLEARNBENCH_UPTODATE=0 asks Snakemake anyway)")
         return 0
+    # what the build reads, taken before it starts: an edit made while it runs is not stamped as built
+    start = uptodate.inputs(work, ROOT, fast[1], site) if fast else None
     rc = run([str(BIN / "snakemake"), "--workflow-profile", "workflow/profiles/default", *args])
     if fast and rc == 0:
-        uptodate.record(work, ROOT, fast[1], site)  # any other call that changes a file changes the fingerprint
+        uptodate.record(work, fast[1], start)  # any other call that changes a file changes the fingerprint
     return rc
 
 

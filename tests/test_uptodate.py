@@ -1,9 +1,11 @@
 """bootstrap.py's no-op fast path (unlearnbench/infra/uptodate.py): a recorded build answers "up to date"
 only while nothing it could depend on changed; any edit, touch, new or removed file, other target,
-environment variable or package install sends the call to Snakemake."""
+environment variable or package install sends the call to Snakemake, and so does an edit made while
+the build ran (what the build reads is stamped as it was when the build started)."""
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import subprocess
 import sys
@@ -27,7 +29,7 @@ def tree(tmp_path):
     (repo / "workflow" / "rules" / "a.smk").write_text("rule a: ...\n")
     (work / TARGET).write_text("x\n")
     (work / "results" / "m.safetensors").write_bytes(b"w")
-    uptodate.record(work, repo, [TARGET], str(site))
+    uptodate.record(work, [TARGET], uptodate.inputs(work, repo, [TARGET], str(site)))
     assert uptodate.is_up_to_date(work, repo, [TARGET], str(site))
     return repo, work, site
 
@@ -84,7 +86,7 @@ def test_bootstrap_answers_a_recorded_build_at_once(tmp_path):
     (work / "results" / "tables").mkdir(parents=True)
     (work / TARGET).write_text("x\n")
     site = next(iter(sorted((REPO / ".venv").glob("lib/python*/site-packages"))))
-    uptodate.record(work, REPO, [TARGET], str(site))
+    uptodate.record(work, [TARGET], uptodate.inputs(work, REPO, [TARGET], str(site)))
     out = subprocess.run([sys.executable, str(REPO / "bootstrap.py"), "run", "--directory", str(work), TARGET],
                          capture_output=True, text=True, timeout=60)
     assert out.returncode == 0 and "nothing to be done" in out.stdout, out
@@ -92,3 +94,40 @@ def test_bootstrap_answers_a_recorded_build_at_once(tmp_path):
     out = subprocess.run([sys.executable, str(REPO / "bootstrap.py"), "run", "--directory", str(work), TARGET],
                          capture_output=True, text=True, timeout=300)
     assert "nothing to be done" not in out.stdout and "snakemake" in out.stdout, out
+
+
+@pytest.mark.parametrize("edit", ["none", "working directory's config.yaml", "rule", "data root"])
+def test_an_edit_made_while_the_build_runs_is_not_stamped_as_built(tree, monkeypatch, edit):
+    """bootstrap.py's snakemake() on a scratch repository, Snakemake replaced by a build that writes its
+    outputs and, the first time, meets an edit of something it reads: the next call builds again."""
+    repo, work, _ = tree
+    site = repo / ".venv" / "lib" / "python3.11" / "site-packages"
+    site.mkdir(parents=True)
+    spec = importlib.util.spec_from_file_location("bootstrap_under_test", REPO / "bootstrap.py")
+    boot = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(boot)
+    builds = []
+
+    def build(cmd):
+        (work / TARGET).write_text(f"build {len(builds)}\n")  # the build's own outputs are stamped as they end
+        (work / "results" / f"log{len(builds)}.txt").write_text("log")
+        if not builds and edit == "working directory's config.yaml":
+            (work / "config.yaml").write_text("data_root: data\n")
+        elif not builds and edit == "rule":
+            (repo / "workflow" / "rules" / "a.smk").write_text("rule a: edited while it ran\n")
+        elif not builds and edit == "data root":
+            (work / "data").mkdir()
+            (work / "data" / "x.bin").write_bytes(b"1")
+        builds.append(cmd)
+        return 0
+
+    monkeypatch.setattr(boot, "ROOT", repo)
+    monkeypatch.setattr(boot, "VENV", repo / ".venv")
+    monkeypatch.setattr(boot, "run", build)
+    monkeypatch.setattr(sys, "path", list(sys.path))  # (snakemake() puts ROOT/workflow on it)
+    args = ["--directory", str(work), TARGET]
+    assert boot.snakemake(args) == 0 and len(builds) == 1
+    up = uptodate.is_up_to_date(work, repo, [TARGET], str(site))
+    assert (up is not None) == (edit == "none"), up
+    assert boot.snakemake(args) == 0 and len(builds) == (1 if edit == "none" else 2)
+    assert boot.snakemake(args) == 0 and len(builds) == (1 if edit == "none" else 2)  # now up to date

@@ -18,6 +18,7 @@ rule unlearn:
     params:
         method=lambda w: run_spec(w)[0],
         tuned=lambda w: run_spec(w)[1],
+        model=lambda w: model_spec(w.model),  # the original must hold this model (checked before unlearning)
         protected=[R, config["data_root"]],
         device=DEVICE,
         threads=THREADS,

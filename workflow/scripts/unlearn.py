@@ -20,7 +20,7 @@ def main(s, job):
     spec = dict(s.params.method)  # the instance's config block, with its locked tuned values (unlearn.smk)
     run_unlearn(job, create_method(spec), spec, original=s.input.original, card=s.input.card, views=views,
                 artefacts=artefacts, tuned=s.params.tuned, protected=list(s.params.protected), mask=s.input.get("mask"),
-                repeats=int(s.wildcards.get("repeats", 0)))  # rule time_unlearn: the step k times, a timing file only
+                repeats=int(s.wildcards.get("repeats", 0)), model_spec=dict(s.params.model))  # rule time_unlearn: the step k times, a timing file only
 
 
 script_main(main, snakemake, wall=True)  # noqa: F821  method code: behind the OS wall

@@ -16,7 +16,8 @@ import re
 import sys
 from typing import Any
 
-from .data import NUM_CLASSES
+from .configfile import check_config_files
+from .data import NUM_CLASSES, approx_train_size
 from .errors import UserError
 from .methods import create_method
 from .models import list_models, model_arguments
@@ -73,11 +74,16 @@ def load_config_files(workflow: Any, config: dict[str, Any], paths: list[str]) -
     parses config files with pure-Python YAML through yte: seconds for the paper files.) A name
     defined by two of these files (two paper folders, or a paper and config.yaml) is refused: an
     overlay on the command line is the only way to redefine one. Returns every config file in load
-    order (the hyperparameter locks live beside them: tuning.py)."""
+    order (the hyperparameter locks live beside them: tuning.py). Every file, the command line's
+    included, is first checked for size, encoding and YAML alias bombs (configfile.py)."""
     import yaml
     from snakemake.utils import update_config
 
     loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+    try:  # before anything walks them: Snakemake has read the command line's files, references shared
+        check_config_files([*paths, *(workflow.config_settings.configfiles or ())])
+    except UserError as e:
+        raise SystemExit(f"config error: {e}") from None
     defined: dict[str, str] = {}  # "group.name" -> the file that defines it
     for path in paths:
         with open(path, encoding="utf-8") as fh:
@@ -109,9 +115,53 @@ def _need(group: dict, name: str, what: str, where: str) -> dict:
     return group[name]
 
 
+# Names become file names and path components (results/tables/<study>.csv, results/runs/.../<method>/):
+# letters, digits, '_', '.', '-'; a letter or digit first, no final '.', never '..'.
+SAFE_NAME = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9_.-]*[A-Za-z0-9_-])?")
+# tuning before methods: a tuning entry's trials are method instances named after it
+NAMED_GROUPS = ("datasets", "models", "training", "scenarios", "tuning", "methods", "studies", "figures", "papers")
+
+
+def check_names(config: dict[str, Any]) -> None:
+    """Every name of a named group is a safe path component (a study named ../../evil would write
+    its table outside results/; a space or '/' would only surface as a missing input)."""
+    for group in NAMED_GROUPS:
+        for name in config.get(group) or {}:
+            name = str(name)
+            if group == "methods" and name.startswith("_"):
+                raise UserError(f"methods.{name}: instance names may not start with '_'")
+            if not SAFE_NAME.fullmatch(name) or ".." in name:
+                raise UserError(f"{group}: the name {name!r} is not allowed (names become file paths); use letters, "
+                                "digits, '_', '.' and '-', a letter or digit first, no '..' and no final '.'")
+
+
+def _once_each(values: list, what: str, where: str) -> None:
+    seen = set()
+    for v in values:
+        key = json.dumps(v, sort_keys=True)
+        if key in seen:
+            raise UserError(f"{where}: {what} {v!r} is listed twice; list each once")
+        seen.add(key)
+
+
+def _check_classes(config: dict[str, Any], scenario: str, dataset: str) -> None:
+    """The forget classes a scenario names exist in a dataset whose class count is known from its source."""
+    scen = config["scenarios"][scenario]
+    n_classes = NUM_CLASSES.get(config["datasets"][dataset]["source"])
+    if n_classes is None or not scen.get("classes"):
+        return  # an ImageFolder's classes are counted when it is read (rule make_forget_request checks them)
+    for c in scen["classes"]:
+        if not 0 <= c < n_classes:
+            raise UserError(f"scenarios.{scenario}: forget class {c} is out of range for dataset {dataset} "
+                            f"(classes 0..{n_classes - 1})")
+    if scen["type"] == "class" and len(set(scen["classes"])) >= n_classes:
+        raise UserError(f"scenarios.{scenario}: forgets every class of dataset {dataset}; leave at least one to retain")
+
+
 def check_config(config: dict[str, Any]) -> None:
     """Raise UserError (one line) on the first inconsistency."""
 
+    check_names(config)
     made = {}  # instance name -> method object (created once)
     for name, m in config["models"].items():
         if "prune" in m:
@@ -128,8 +178,6 @@ def check_config(config: dict[str, Any]) -> None:
             raise UserError(f"models.{name}: arch {m['arch']!r} has no argument {bad[0]!r}; "
                             f"known: {', '.join(model_arguments(m['arch'])) or '(none)'}")
     for name, spec in config["methods"].items():
-        if name.startswith("_"):
-            raise UserError(f"methods.{name}: instance names may not start with '_'")
         try:
             made[name] = create_method(spec)
         except UserError as e:
@@ -146,6 +194,10 @@ def check_config(config: dict[str, Any]) -> None:
             _need(config["datasets"], st["dataset"], "dataset", where)
             _need(config["models"], st["model"], "model", where)
             _need(config["training"], st["training"], "training recipe", where)
+        _once_each(s["methods"], "method", f"{where}.methods")
+        _once_each(s["scenarios"], "scenario", f"{where}.scenarios")
+        _once_each(s["seeds"], "seed", f"{where}.seeds")
+        _once_each(setups, "setup", f"{where}.setups")
         for m in s["methods"]:
             _need(config["methods"], m, "method instance", where)
         if not any(config["methods"][m]["method"] == "retrain" and not config["methods"][m].get("replica")
@@ -154,20 +206,19 @@ def check_config(config: dict[str, Any]) -> None:
         for sc in s["scenarios"]:
             scen = _need(config["scenarios"], sc, "scenario", where)
             for st in setups:
-                n_classes = NUM_CLASSES.get(config["datasets"][st["dataset"]]["source"])
-                if scen["type"] == "class" and n_classes is not None:
-                    for c in scen["classes"]:
-                        if not 0 <= c < n_classes:
-                            raise UserError(f"scenarios.{sc}: forget class {c} is out of range for dataset "
-                                            f"{st['dataset']} (classes 0..{n_classes - 1})")
+                _check_classes(config, sc, st["dataset"])
             for m in s["methods"]:
                 cls = made[m]
                 if cls.kind != "reference" and scen["type"] not in cls.supports:
                     raise UserError(f"{where}: method {m} does not support {scen['type']} forgetting (scenario {sc})")
         if s.get("noise_floor", True):
             noise_floor_method(config, study)
+    for name, t in config.get("tuning", {}).items():  # add_tuning_trials checked the names it uses
+        for st in [t, *t.get("also_for", [])]:
+            _check_classes(config, t["scenario"], st["dataset"])
     check_figures(config)
     check_scaled(config)
+    check_batch_sizes(config)
     for paper, p in config.get("papers", {}).items():
         for st in p["studies"]:
             _need(config["studies"], st, "study", f"papers.{paper}")
@@ -206,6 +257,24 @@ def check_scaled(config: dict[str, Any]) -> None:
             print(f"warning: studies.{study} runs on {', '.join(now)}, but {', '.join(sc['settings'])} were scaled for "
                   f"{sc['for']}{' (' + sc['why'] + ')' if sc.get('why') else ''}: set them for the new data in your "
                   f"overlay, and its studies.{study}.scaled.for", file=sys.stderr)
+
+
+def check_batch_sizes(config: dict[str, Any]) -> None:
+    """A recipe whose batch size is at least the training set of a study's dataset (size known from
+    its source) takes one optimiser step per epoch: a warning at start-up, once per recipe and
+    dataset (the training job warns too, with the exact count: training.py)."""
+    warned = set()
+    for study, s in config["studies"].items():
+        for st in study_setups(s):
+            key = (st["training"], st["dataset"])
+            ds, bs = config["datasets"][st["dataset"]], config["training"][st["training"]].get("batch_size", 64)
+            n = approx_train_size(ds)
+            if key in warned or n is None or bs < n:
+                continue
+            warned.add(key)
+            print(f"warning: training.{st['training']}: batch_size {bs} is at least the ~{n} training images of "
+                  f"dataset {st['dataset']} (studies.{study}): one optimiser step per epoch; lower batch_size",
+                  file=sys.stderr)
 
 
 def check_claims(config: dict[str, Any], paper: str, claims: list[dict[str, Any]]) -> None:

@@ -25,6 +25,10 @@ from .io import read_json, read_npz
 
 # Classes per source, known before any data is read (used to check forget classes in the config).
 NUM_CLASSES = {"digits": 10, "mnist": 10, "fashionmnist": 10, "cifar10": 10, "cifar100": 100, "svhn": 10}
+# Images per source (official training part, official test part), known before any data is read
+# (used to warn about a batch size that covers the whole training set).
+NUM_SAMPLES = {"digits": (1797, 0), "mnist": (60000, 10000), "fashionmnist": (60000, 10000), "cifar10": (50000, 10000),
+               "cifar100": (50000, 10000), "svhn": (73257, 26032)}
 TORCHVISION_SOURCES = {
     "mnist": ("MNIST", "MNIST/raw/train-images-idx3-ubyte (+ labels, t10k-*)"),
     "fashionmnist": ("FashionMNIST", "FashionMNIST/raw/train-images-idx3-ubyte (+ labels, t10k-*)"),
@@ -32,6 +36,18 @@ TORCHVISION_SOURCES = {
     "cifar100": ("CIFAR100", "cifar-100-python/ (train, test, meta)"),
     "svhn": ("SVHN", "train_32x32.mat and test_32x32.mat"),
 }
+
+
+def approx_train_size(spec: dict[str, Any]) -> int | None:
+    """About how many training images a dataset entry gives (None when its source's size is unknown)."""
+    if spec.get("source") not in NUM_SAMPLES:
+        return None
+    train, test = NUM_SAMPLES[spec["source"]]
+    if spec.get("max_per_class"):
+        train = min(train, int(spec["max_per_class"]) * NUM_CLASSES[spec["source"]])
+    if not test:
+        train = int(train * (1 - float(spec.get("test_fraction", 0.2))))
+    return int(train * (1 - float(spec.get("val_fraction", 0.1))))
 
 
 # --------------------------------------------------------------------------- preparation
@@ -158,14 +174,18 @@ def make_split(y: np.ndarray, is_test: np.ndarray, val_fraction: float, test_fra
     from sklearn.model_selection import train_test_split
 
     idx = np.arange(len(y))
-    if is_test.any():
-        test, rest = idx[is_test], idx[~is_test]
-    else:
-        rest, test = train_test_split(idx, test_size=test_fraction, stratify=y, random_state=seed)
-    if val_fraction > 0:
-        train, val = train_test_split(rest, test_size=val_fraction, stratify=y[rest], random_state=seed + 1)
-    else:
-        train, val = rest, idx[:0]
+    try:
+        if is_test.any():
+            test, rest = idx[is_test], idx[~is_test]
+        else:
+            rest, test = train_test_split(idx, test_size=test_fraction, stratify=y, random_state=seed)
+        if val_fraction > 0:
+            train, val = train_test_split(rest, test_size=val_fraction, stratify=y[rest], random_state=seed + 1)
+        else:
+            train, val = rest, idx[:0]
+    except ValueError as e:  # scikit-learn: too few samples of a class for a stratified split
+        raise UserError(f"cannot split the dataset's {len(y)} images (val_fraction {val_fraction}, test_fraction "
+                        f"{test_fraction}): {' '.join(str(e).split())}") from None
     return {"train": np.sort(train), "val": np.sort(val), "test": np.sort(test)}
 
 
@@ -214,8 +234,15 @@ def read_archive(path) -> dict[str, np.ndarray]:
     if d["x"].dtype != np.uint8 or d["x"].ndim != 4 or d["y"].ndim != 1 or len(d["x"]) != len(d["y"]) \
             or len(d["is_test"]) != len(d["y"]) or len(d["mean"]) != d["x"].shape[1]:
         raise UserError(f"{path} has inconsistent arrays (x {d['x'].dtype}{list(d['x'].shape)}, y {list(d['y'].shape)}); {fix}")
-    if len(d["y"]) and (d["y"].min() < 0 or d["y"].max() >= len(d["class_names"])):
+    if len(d["y"]) == 0:
+        raise UserError(f"{path} holds no images; {fix}")
+    if d["y"].min() < 0 or d["y"].max() >= len(d["class_names"]):
         raise UserError(f"{path} has labels outside 0..{len(d['class_names']) - 1}; {fix}")
+    for k in ("mean", "std"):
+        if not np.issubdtype(d[k].dtype, np.number) or not np.isfinite(d[k]).all():
+            raise UserError(f"{path}: {k} holds non-finite values ({d[k].tolist()}); {fix}")
+    if (d["std"] <= 0).any():
+        raise UserError(f"{path}: std holds a value <= 0 ({d['std'].tolist()}); {fix}")
     return d
 
 
@@ -375,10 +402,45 @@ def view_indices(view: str, rd: RequestData) -> np.ndarray:
 
 
 def load_view(path: str) -> tuple[Any, Any, bool]:
-    """(x float [0,1], y int64, covers_all) of a data view file."""
+    """(x float [0,1], y int64, covers_all) of a data view file, checked: uint8 images [N,C,H,W] and
+    as many integer labels (see check_view for the model it is fed to)."""
 
     v = read_npz(path)
     missing = {"x", "y", "covers_all"} - set(v)
     if missing:
         raise UserError(f"{path} is not a data view (missing {sorted(missing)}); delete it and rerun")
-    return to_float(v["x"]), torch.from_numpy(v["y"].astype(np.int64)), bool(v["covers_all"])
+    x, y, fix = v["x"], v["y"], "delete it and rerun rule data_view"
+    if np.issubdtype(x.dtype, np.inexact) and not np.isfinite(x).all():
+        raise UserError(f"{path}: the images hold NaN or infinite values (a view holds uint8 pixels); {fix}")
+    if x.dtype != np.uint8 or x.ndim != 4 or y.ndim != 1 or len(x) != len(y) or not np.issubdtype(y.dtype, np.integer):
+        raise UserError(f"{path} is not a data view (x {x.dtype}{list(x.shape)}, y {y.dtype}{list(y.shape)}; expected "
+                        f"uint8 images [N, C, H, W] and N integer labels); {fix}")
+    return to_float(x), torch.from_numpy(y.astype(np.int64)), bool(v["covers_all"])
+
+
+def check_view(path: str, x: Any, y: Any, input_shape: tuple[int, ...], num_classes: int, model: str) -> None:
+    """A view fits the model it is fed to: images of the model's input shape, labels among its classes."""
+    if tuple(x.shape[1:]) != tuple(input_shape):
+        raise UserError(f"{path} holds images of shape {list(x.shape[1:])}, but the model {model} takes "
+                        f"{list(input_shape)}; delete the view and rerun rule data_view (or rebuild the model)")
+    if len(y) and (int(y.min()) < 0 or int(y.max()) >= num_classes):
+        bad = int(y[(y < 0) | (y >= num_classes)][0])
+        raise UserError(f"{path} holds label {bad}, but the model {model} has classes 0..{num_classes - 1}; "
+                        "delete the view and rerun rule data_view")
+
+
+def check_card(card: Any, path: str) -> None:
+    """A request card (what an unlearning method is told): type, forget classes within 0..num_classes-1."""
+    fix = "delete it and rerun rule make_forget_request"
+    if not isinstance(card, dict) or not {"type", "forget_classes", "num_classes"} <= set(card):
+        raise UserError(f"{path} is not a request card (needs type, forget_classes, num_classes); {fix}")
+    n, classes = card["num_classes"], card["forget_classes"]
+    if not isinstance(n, int) or isinstance(n, bool) or n < 2:
+        raise UserError(f"{path}: num_classes must be an integer >= 2, not {n!r}; {fix}")
+    if not isinstance(classes, list) or not all(isinstance(c, int) and not isinstance(c, bool) for c in classes):
+        raise UserError(f"{path}: forget_classes must be a list of class indices, not {classes!r}; {fix}")
+    bad = [c for c in classes if not 0 <= c < n]
+    if bad:
+        raise UserError(f"{path}: forget class {bad[0]} is out of range (classes 0..{n - 1}); {fix}")
+    if card["type"] == "class" and not classes:
+        raise UserError(f"{path}: a class request names no forget class; {fix}")

@@ -137,7 +137,12 @@ def save_checkpoint(path: str | os.PathLike, state_dict: dict, meta: dict[str, A
         save_file(tensors, str(tmp), metadata=header)
 
 
-def load_checkpoint(path: str | os.PathLike, numpy: bool = False) -> tuple[dict, dict[str, Any]]:
+def checkpoint_meta(path: str | os.PathLike) -> dict[str, Any]:
+    """The metadata of a checkpoint written by `save_checkpoint`, read from its header alone."""
+    return load_checkpoint(path, numpy=True, header_only=True)[1]
+
+
+def load_checkpoint(path: str | os.PathLike, numpy: bool = False, header_only: bool = False) -> tuple[dict, dict[str, Any]]:
     """Load a checkpoint written by `save_checkpoint` (torch tensors, or NumPy arrays with
     numpy=True, which needs no torch). No code is executed while loading."""
     from safetensors import safe_open
@@ -153,7 +158,7 @@ def load_checkpoint(path: str | os.PathLike, numpy: bool = False) -> tuple[dict,
     try:
         with safe_open(str(path), framework="np") as fh:
             header = fh.metadata() or {}
-        tensors = load_file(str(path))
+        tensors = {} if header_only else load_file(str(path))
     except Exception as e:
         raise UserError(
             f"checkpoint {path} is corrupt or not a safetensors file ({type(e).__name__}); delete it and rerun"

@@ -15,17 +15,17 @@ from typing import Any
 
 import numpy as np
 
-from .data import (RequestData, check_request, check_split, load_view, make_forget_request, make_split, prepare_dataset,
-                   read_archive, to_float, view_indices)
+from .data import (RequestData, check_card, check_request, check_split, load_view, make_forget_request, make_split,
+                   prepare_dataset, read_archive, to_float, view_indices)
 from .errors import UserError
 from .infra.lazy import torch
 from .infra import wall
 from .infra.sandbox import restrict_files
-from .io import load_checkpoint, read_json, read_npz, write_csv_rows, write_json, write_npz
+from .io import checkpoint_meta, load_checkpoint, read_json, read_npz, write_csv_rows, write_json, write_npz
 from .keys import config_hash
 from .methods import Context, UnlearnData, UnlearningMethod
 from .metrics.accuracy import compute_metrics, conv_sparsity, weight_distance
-from .models.checkpoint import load_model, model_meta, new_model, save_model, write_outputs
+from .models.checkpoint import check_fits, check_same_model, load_model, model_meta, new_model, save_model, write_outputs
 from .parts.pruning import apply_mask, enforce_mask, load_mask, mask_violations, sparsity_of, train_with_mask
 from .runtime import Job, measure
 from .training import train
@@ -145,16 +145,18 @@ def split_timings(obj, path: str = ""):
 
 def run_unlearn(job: Job, method: UnlearningMethod, method_spec: dict, original: str, card: str, views: dict[str, str],
                 artefacts: dict[str, Any], protected: list[str] | None = None, mask: str | None = None, repeats: int = 0,
-                tuned: dict | None = None) -> None:
+                tuned: dict | None = None, model_spec: dict | None = None) -> None:
     """Apply one method instance (`method`, made from its config block `method_spec`, which the model's
     metadata records) to the original model. The job reads only the files given here:
     the method's declared data views and artefacts, the original model and the request card.
     `tuned`: where a tuned instance's values come from (its lock entry), recorded in unlearn.json.
     `repeats` k >= 1 (rule time_unlearn): run the unlearning k times from the same state and write
-    only the timing sidecar, with every repeat and their median (the checkpoint is not written)."""
+    only the timing sidecar, with every repeat and their median (the checkpoint is not written).
+    `model_spec`: the config's model entry; the original must hold it (models/checkpoint.check_model_entry)."""
 
     seed, dev = job.seed, job.start()
     c = read_json(card)
+    check_card(c, card)
     if c["type"] not in method.supports:
         raise UserError(f"method {method.name} does not support {c['type']} forgetting")
     access = method.access()
@@ -170,7 +172,8 @@ def run_unlearn(job: Job, method: UnlearningMethod, method_spec: dict, original:
     if wall.state()["enforced"] is False:  # a job whose OS wall could not go up (wall.py): say so
         label += " (declared, not enforced)"
     udata = UnlearnData(access, c["num_classes"], c["forget_classes"], c["type"], sets=sets, label=label)
-    model, meta = load_model(original, dev)
+    model, meta = load_model(original, dev, expect=model_spec)
+    check_fits(original, meta, card, c, {views[r]: s for r, s in sets.items()})  # before the method runs
     frozen = copy.deepcopy(model).eval()
     for p in frozen.parameters():
         p.requires_grad_(False)
@@ -238,7 +241,8 @@ def run_evaluate(job: Job, ckpt: str, retrain_outputs: str, data: str, split: st
                  retrain: str, unlearn_info: str, access: str) -> None:
     """An unlearned run: its logits on every sample, then its metrics (see run_evaluate_reference)."""
     dev = job.start(0)
-    model, _ = load_model(ckpt, dev)
+    model, meta = load_model(ckpt, dev)
+    check_same_model([(original, checkpoint_meta(original)), (retrain, checkpoint_meta(retrain)), (ckpt, meta)])
     write_outputs(model, to_float(read_npz(data)["x"]), dev, job.out["outputs"])
     run_evaluate_reference(job, job.out["outputs"], retrain_outputs, data, split, request, ckpt, original, retrain,
                            unlearn_info, access)
@@ -260,8 +264,9 @@ def run_evaluate_reference(job: Job, outputs: str, retrain_outputs: str, data: s
     logits, r_logits = read_npz(outputs)["logits"], read_npz(retrain_outputs)["logits"]
     metrics, flags = compute_metrics(logits, rd.y, rd.split, rd.request, rd.num_classes, r_logits, seed=seed)
     state, meta = load_checkpoint(ckpt, numpy=True)
-    o_state, _ = load_checkpoint(original, numpy=True)
-    r_state, _ = load_checkpoint(retrain, numpy=True)
+    o_state, o_meta = load_checkpoint(original, numpy=True)
+    r_state, r_meta = load_checkpoint(retrain, numpy=True)
+    check_same_model([(original, o_meta), (retrain, r_meta), (ckpt, meta)], [o_state, r_state, state])
     params = meta["parameters"]
     d_orig, d_retr = weight_distance(state, o_state, params), weight_distance(state, r_state, params)
     metrics["dist_original"], metrics["dist_retrain"] = d_orig["total"], d_retr["total"]

@@ -20,6 +20,16 @@ DEFAULT_RECIPE: dict[str, Any] = {
 }
 
 
+_WARNED: set[str] = set()
+
+
+def warn_once(msg: str) -> None:
+    """A warning on stderr (the job's log), once per process."""
+    if msg not in _WARNED:
+        _WARNED.add(msg)
+        print(msg, file=sys.stderr, flush=True)
+
+
 def make_optimizer(params, name: str, lr: float, momentum: float = 0.9, weight_decay: float = 0.0, nesterov: bool = False,
                    betas: tuple[float, float] = (0.9, 0.999)):
     """The one place optimizers are made. Adam and AdamW run fused: the unfused step takes its square
@@ -89,6 +99,9 @@ def train(
     x_dev, y_dev = x.to(device), y.to(device)
     n, bs, epochs = len(y), int(recipe["batch_size"]), int(recipe["epochs"])
     steps_per_epoch = math.ceil(n / bs)
+    if bs >= n:
+        warn_once(f"warning: {desc}: batch_size {bs} is at least the {n} training samples: one optimiser step per "
+                  f"epoch ({epochs} in all); lower batch_size")
     log, step = [], 0
     from tqdm import tqdm
 

@@ -45,6 +45,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from .configfile import check_config_files
 from .errors import UserError
 from .io import read_json, write_json, write_text
 from .methods import coerce, create_method, get_method
@@ -420,6 +421,7 @@ def retune(entries: list[str], write: bool, configfiles: list[str], snakemake_ar
 
     from .infra.provenance import REPO
 
+    check_config_files(configfiles)  # size, encoding, alias bombs: before YAML or Snakemake reads them
     files = [str(REPO / "config.yaml"), *sorted(str(p) for p in (REPO / "workflow" / "papers").glob("*/study.yaml")),
              *configfiles]
     import yaml

@@ -1,11 +1,13 @@
 """bootstrap.py's no-op fast path: answer "nothing to do" without starting Snakemake (2 s of imports).
 
 After a successful `bootstrap.py table1` / `run [--directory DIR] TARGET…` the fingerprint of everything the build could
-depend on is written to `.snakemake/unlearnbench-uptodate.json`: the targets, the environment's
-UNLEARNBENCH_* / SNAKEMAKE_* variables, and the path, size and mtime of every file under the
-Snakefile, config.yaml and workflow/ and of the working directory's results/, data root, Snakemake's
-incomplete-job markers and locks, plus the site-packages directory (installs change it). The next identical call whose
-fingerprint matches prints that nothing changed and exits; any difference at all (an edited rule or
+depend on is written to `.snakemake/unlearnbench-uptodate.json`, in two parts. What it reads (`inputs`),
+taken before Snakemake starts, so that an edit made while the build runs is never stamped as built: the
+targets, the environment's UNLEARNBENCH_* / SNAKEMAKE_* variables, the path, size and mtime of every
+file under the Snakefile, config.yaml, workflow/, the working directory's config.yaml and the data root,
+plus the site-packages directory (installs change it). What it writes (`outputs`), taken after it: the
+working directory's results/, Snakemake's incomplete-job markers and locks. The next identical call whose
+fingerprints match prints that nothing changed and exits; any difference at all (an edited rule or
 config, a touched, removed or added artefact, a new package) hands the call to Snakemake as usual.
 Only calls made of targets alone take this path (`-n`, `--forcerun`, … always reach Snakemake), and
 `UNLEARNBENCH_UPTODATE=0` turns it off. Standard library only: bootstrap.py imports it before any venv.
@@ -23,7 +25,8 @@ from pathlib import Path
 
 STAMP = Path(".snakemake") / "unlearnbench-uptodate.json"
 CODE = ("Snakefile", "config.yaml", "workflow", "pyproject.toml", "requirements.lock")  # in the repository
-WORK = ("config.yaml", "results", ".snakemake/incomplete", ".snakemake/locks")  # in the working directory
+READ = ("config.yaml",)  # in the working directory, with the data root
+WRITTEN = ("results", ".snakemake/incomplete", ".snakemake/locks")  # in the working directory
 MAX_FILES = 50_000  # more than this to stat (a large image-folder data root): leave it to Snakemake
 
 
@@ -49,11 +52,8 @@ def _data_root(work: Path, repo: Path) -> Path | None:
     return None
 
 
-def fingerprint(work: Path, repo: Path, targets: list[str], site: str | None = None) -> str | None:
-    h = hashlib.sha256(json.dumps({"targets": targets, "env": sorted(
-        (k, v) for k, v in os.environ.items() if k.startswith(("UNLEARNBENCH_", "SNAKEMAKE_")))}).encode())
-    tops = ([repo / t for t in CODE] + [work / t for t in WORK]
-            + [p for p in (_data_root(work, repo),) if p is not None])
+def _files(h, tops: list[Path]) -> int | None:
+    """Hash the path, size and mtime of every file under `tops` into `h`: how many, or None (one vanished)."""
     n = 0
     for top in tops:
         if not top.exists():
@@ -72,12 +72,26 @@ def fingerprint(work: Path, repo: Path, targets: list[str], site: str | None = N
                 n += 1
                 if n > MAX_FILES:
                     return None
+    return n
+
+
+def inputs(work: Path, repo: Path, targets: list[str], site: str | None = None) -> str | None:
+    """What the build reads: take it before the build starts. None: too many files to stat."""
+    h = hashlib.sha256(json.dumps({"targets": targets, "env": sorted(
+        (k, v) for k, v in os.environ.items() if k.startswith(("UNLEARNBENCH_", "SNAKEMAKE_")))}).encode())
+    tops = [repo / t for t in CODE] + [work / t for t in READ] + [p for p in (_data_root(work, repo),) if p is not None]
     site = site or sysconfig.get_paths()["purelib"]
     try:
         h.update(f"site|{os.stat(site).st_mtime_ns}".encode())
     except OSError:
         return None
-    return h.hexdigest()
+    return h.hexdigest() if _files(h, tops) is not None else None
+
+
+def outputs(work: Path) -> str | None:
+    """What the build writes: take it after the build."""
+    h = hashlib.sha256()
+    return h.hexdigest() if _files(h, [work / t for t in WRITTEN]) is not None else None
 
 
 def is_up_to_date(work: Path, repo: Path, targets: list[str], site: str | None = None) -> str | None:
@@ -88,17 +102,19 @@ def is_up_to_date(work: Path, repo: Path, targets: list[str], site: str | None =
         return None
     if rec.get("targets") != targets or not all((work / t).exists() for t in targets):
         return None
-    fp = fingerprint(work, repo, targets, site)
-    return rec.get("built") if fp is not None and fp == rec.get("fingerprint") else None
+    now = [inputs(work, repo, targets, site), outputs(work)]
+    return rec.get("built") if None not in now and now == [rec.get("inputs"), rec.get("outputs")] else None
 
 
-def record(work: Path, repo: Path, targets: list[str], site: str | None = None) -> None:
-    fp = fingerprint(work, repo, targets, site)
+def record(work: Path, targets: list[str], start: str | None) -> None:
+    """After a successful build: `start` is `inputs()` taken before it began."""
+    after = outputs(work)
     path = work / STAMP
-    if fp is None:
+    if start is None or after is None:
         path.unlink(missing_ok=True)
         return
     path.parent.mkdir(exist_ok=True)
     tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps({"targets": targets, "fingerprint": fp, "built": time.strftime("%Y-%m-%d %H:%M:%S")}))
+    tmp.write_text(json.dumps({"targets": targets, "inputs": start, "outputs": after,
+                               "built": time.strftime("%Y-%m-%d %H:%M:%S")}))
     os.replace(tmp, path)

@@ -16,9 +16,19 @@ runs before a fork (forking after `import torch` is what DataLoader workers do).
   numpy read them once, at import), so installing a package or changing the mode starts a new one.
 - `UNLEARNBENCH_WARM_TRACE=FILE` appends each job's run time and the libraries it still had to
   import (candidates for PRELOAD) to FILE.
-- Off (the script runs in its own process, as before) when `UNLEARNBENCH_WARM=0`, under Slurm
-  (`SLURM_JOB_ID`: a job owns its allocation), off Linux, or when anything in the hand-off fails
-  before the job starts (the server acknowledges the fork; without that the script runs here).
+- The socket lives in a folder only we can enter: `$XDG_RUNTIME_DIR/unlearnbench-warm-UID` (when set),
+  else `/tmp/unlearnbench-warm-UID`, made mode 0700. One that is not ours alone (another user made the
+  predictable name first: they could answer in our server's place) is never used: the next one is, down
+  to `~/.cache/unlearnbench/warm` (`$XDG_CACHE_HOME`), and stderr says why once. A starting server
+  removes what dead servers left there (sockets no one listens on, lock files no one holds).
+- A malformed request (a short or cut header, over `MAX_REQUEST` bytes, not JSON of the right shape,
+  not three descriptors, nothing within `REQUEST_TIMEOUT_S`) ends its own handler only; the server
+  keeps serving. Any error in a handler ends that handler alone.
+- Off (the script runs in its own process, as before) when `UNLEARNBENCH_WARM=0`, inside any batch
+  system's job (`BATCH_JOB_VARS`: Slurm, PBS/Torque, LSF, SGE/UGE, HTCondor, Flux; a job owns its
+  allocation: the runner serves the local executor only), off Linux, with no private folder, or when
+  anything in the hand-off fails before the job starts (the server acknowledges the fork; without
+  that the script runs here).
 
     python -m unlearnbench.infra.warm status    # where the socket is and whether a server answers
     python -m unlearnbench.infra.warm stop      # stop this interpreter's server
@@ -35,6 +45,7 @@ import runpy
 import select
 import signal
 import socket
+import stat
 import struct
 import subprocess
 import sys
@@ -45,20 +56,30 @@ import traceback
 from .numerics import PORTABLE_ENV, THREAD_VARS
 
 IDLE_S = 120.0
+MAX_REQUEST = 16 << 20  # bytes; a real request (the job's environment, argv, sys.path) is a few kB
+REQUEST_TIMEOUT_S = 30.0  # a client sends its request at once
+TMP = "/tmp"  # where the predictable folder is made (tests point it elsewhere)
 _CHILD = "UNLEARNBENCH_WARM_CHILD"
+# inside a batch system's job the runner is off: set by Slurm, PBS/Torque, LSF, HTCondor and Flux
+BATCH_JOB_VARS = ("SLURM_JOB_ID", "PBS_JOBID", "LSB_JOBID", "_CONDOR_JOB_AD", "FLUX_JOB_ID")
 # torch._inductor.config: torch.use_deterministic_algorithms (every job's seed_everything) imports it,
 # and with it torch._dynamo: 1-4 s per job otherwise
 PRELOAD = ("numpy", "torch", "torch.nn.functional", "torch._inductor.config", "safetensors.torch", "pandas", "sklearn.linear_model",
            "sklearn.svm", "sklearn.model_selection", "sklearn.metrics", "matplotlib.pyplot", "yaml", "tqdm", "snakemake.script")
 
 
+def in_batch_job(env=os.environ) -> bool:
+    """Inside a batch system's job (SGE/UGE: JOB_ID alone is too common a name; with SGE_TASK_ID or SGE_ROOT)."""
+    return any(v in env for v in BATCH_JOB_VARS) or "JOB_ID" in env and ("SGE_TASK_ID" in env or "SGE_ROOT" in env)
+
+
 def enabled() -> bool:
     return (sys.platform.startswith("linux") and os.environ.get("UNLEARNBENCH_WARM", "1") != "0"
-            and "SLURM_JOB_ID" not in os.environ and hasattr(socket, "send_fds"))
+            and not in_batch_job() and hasattr(socket, "send_fds"))
 
 
 def socket_path() -> str:
-    """Per user, interpreter and installed-package state; in a 0700 directory of the user's."""
+    """Per user, interpreter and installed-package state; in a private folder (`run_dir`: OSError without one)."""
 
     site = sysconfig.get_paths()["purelib"]
     try:
@@ -70,15 +91,53 @@ def socket_path() -> str:
 
     kernels = "|".join(f"{k}={os.environ.get(k)}" for k in (*PORTABLE_ENV, *THREAD_VARS))
     key = hashlib.sha256(f"{os.path.realpath(sys.executable)}|{sys.prefix}|{sys.version}|{site}|{stamp}|{own}|{kernels}".encode())
-    base = os.environ.get("XDG_RUNTIME_DIR") or "/tmp"
-    return os.path.join(base, f"unlearnbench-warm-{os.getuid()}", key.hexdigest()[:16] + ".sock")
+    return os.path.join(run_dir(), key.hexdigest()[:16] + ".sock")
 
 
-def _private_dir(path: str) -> bool:
-    d = os.path.dirname(path)
-    os.makedirs(d, mode=0o700, exist_ok=True)
-    st = os.stat(d)
-    return st.st_uid == os.getuid() and st.st_mode & 0o077 == 0
+def run_dir() -> str:
+    """The first folder that is ours alone of $XDG_RUNTIME_DIR/unlearnbench-warm-UID, /tmp/unlearnbench-warm-UID
+    and ~/.cache/unlearnbench/warm (made mode 0700); says once on stderr why an earlier one was passed over."""
+    name = f"unlearnbench-warm-{os.getuid()}"
+    cache = os.path.join(os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "unlearnbench", "warm")
+    why = []
+    for d in [os.path.join(b, name) for b in (os.environ.get("XDG_RUNTIME_DIR"), TMP) if b] + [cache]:
+        problem = _not_private(d)
+        if problem is None:
+            if why:
+                _say_once(d, f"warm runner: {'; '.join(why)}: its sockets are in {d} instead")
+            return d
+        why.append(problem)
+    raise OSError(f"warm runner off: no private folder ({'; '.join(why)})")
+
+
+def _not_private(d: str) -> str | None:
+    """Why `d` cannot hold the sockets (made here when absent), or None when it is a folder only we can enter."""
+    if len(os.path.join(d, "0" * 16 + ".sock").encode()) > 90:  # AF_UNIX names are limited to ~107 bytes
+        return f"{d} is too long a name for a socket"
+    try:
+        os.makedirs(d, mode=0o700, exist_ok=True)
+        st = os.lstat(d)
+    except OSError as e:
+        return f"{d}: {e.strerror}"
+    if not stat.S_ISDIR(st.st_mode) or st.st_uid != os.getuid() or st.st_mode & 0o077:
+        return f"{d} is not ours alone (uid {st.st_uid}, mode {stat.filemode(st.st_mode)})"
+    return None
+
+
+def _say_once(d: str, msg: str) -> None:
+    note = os.path.join(d, "fallback-reason")  # the last reason told: each new one is told once
+    try:
+        with open(note) as fh:
+            if fh.read() == msg:
+                return
+    except OSError:
+        pass
+    print(msg, file=sys.stderr, flush=True)
+    try:
+        with open(note, "w") as fh:
+            fh.write(msg)
+    except OSError:
+        pass
 
 
 def _send(sock: socket.socket, data: bytes, fds: list[int] | None = None) -> None:
@@ -89,18 +148,29 @@ def _send(sock: socket.socket, data: bytes, fds: list[int] | None = None) -> Non
     sock.sendall(msg)
 
 
-def _recv_request(sock: socket.socket) -> tuple[dict, list[int]]:
-    data, fds, _, _ = socket.recv_fds(sock, 1 << 16, 3)
-    if len(data) < 8:
-        raise ConnectionError("short request")
-    (n,) = struct.unpack("!Q", data[:8])
-    body = data[8:]
-    while len(body) < n:
-        chunk = sock.recv(n - len(body))
+def _fill(sock: socket.socket, buf: bytearray, n: int) -> bytearray:
+    while len(buf) < n:
+        chunk = sock.recv(min(n - len(buf), 1 << 20))
         if not chunk:
             raise ConnectionError("request cut short")
-        body += chunk
-    return json.loads(body), list(fds)
+        buf += chunk
+    return buf
+
+
+def _recv_request(sock: socket.socket) -> tuple[dict, list[int]]:
+    """The job's request and its three standard streams; ValueError or OSError for anything else."""
+    data, fds, _, _ = socket.recv_fds(sock, 1 << 16, 3)
+    buf = _fill(sock, bytearray(data), 8)
+    (n,) = struct.unpack("!Q", buf[:8])
+    if n > MAX_REQUEST:
+        raise ValueError(f"a request of {n} bytes")
+    req = json.loads(_fill(sock, buf, 8 + n)[8:8 + n])
+    strings = lambda xs: isinstance(xs, list) and all(isinstance(x, str) for x in xs)  # noqa: E731
+    if not (isinstance(req, dict) and isinstance(req.get("script"), str) and isinstance(req.get("cwd"), str)
+            and isinstance(req.get("env"), dict) and strings(list(req["env"].values()))
+            and strings(req.get("argv")) and strings(req.get("path")) and len(fds) == 3):
+        raise ValueError("a malformed request")
+    return req, list(fds)
 
 
 # --- client (the rule script's process) -------------------------------------------------------------
@@ -115,11 +185,23 @@ def _connect(path: str) -> socket.socket | None:
         return None
 
 
+def _lock(path: str):
+    """An exclusive lock on the file `path`; retried when a starting server cleaned the file away meanwhile."""
+    while True:
+        fh = open(path, "a")
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            if os.fstat(fh.fileno()).st_ino == os.stat(path).st_ino:
+                return fh
+        except FileNotFoundError:
+            pass
+        fh.close()
+
+
 def _start_server(path: str, timeout: float = 120.0) -> socket.socket | None:
     """Start the server once (a lock file serialises concurrent jobs) and connect to it."""
 
-    with open(path + ".lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
+    with _lock(path + ".lock"):
         s = _connect(path)
         if s is not None:
             return s
@@ -159,8 +241,11 @@ def delegate() -> None:
         return
     try:
         path = socket_path()
-        if len(path.encode()) > 90 or not _private_dir(path):  # AF_UNIX names are limited to ~107 bytes
-            return
+    except OSError as e:  # no private folder at all: said on every job
+        print(e, file=sys.stderr)
+        return
+    sock = None
+    try:
         sock = _connect(path) or _start_server(path)
         if sock is None:
             return
@@ -173,7 +258,8 @@ def delegate() -> None:
     except OSError:
         started = b""
     if started != b"S":
-        sock.close()
+        if sock is not None:
+            sock.close()
         return  # the job never started (a server that cannot serve it): run the script here
     code = b""
     while len(code) < 4:
@@ -224,6 +310,8 @@ def _run_job(req: dict, fds: list[int]) -> None:
         except BaseException:
             traceback.print_exc()
             code = 1
+    except BaseException:  # becoming the job failed (its cwd is gone, say): the job's stderr says why
+        traceback.print_exc()
     finally:
         for f in (sys.stdout, sys.stderr):
             try:
@@ -247,10 +335,9 @@ def _handle(conn: socket.socket, listener: socket.socket) -> None:
 
     signal.signal(signal.SIGCHLD, signal.SIG_DFL)
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
-    try:
-        req, fds = _recv_request(conn)
-    except (OSError, ValueError):
-        os._exit(1)
+    conn.settimeout(REQUEST_TIMEOUT_S)
+    req, fds = _recv_request(conn)  # anything malformed raises: this handler ends, unanswered
+    conn.settimeout(None)
     pid = os.fork()
     if pid == 0:
         conn.close()
@@ -288,6 +375,33 @@ def _handle(conn: socket.socket, listener: socket.socket) -> None:
     os._exit(0)
 
 
+def _clean(d: str, own: str) -> None:
+    """Remove what dead servers left in `d` (a server of another key: a new package, mode or version of
+    this file): sockets no one listens on, and lock files no one holds whose socket is gone."""
+    for name in sorted(os.listdir(d)):  # x.sock before x.sock.lock
+        p = os.path.join(d, name)
+        if p.startswith(own) or ".sock" not in name:
+            continue
+        try:
+            if name.endswith(".lock"):
+                if not os.path.lexists(p[:-len(".lock")]):
+                    with open(p, "a") as fh:
+                        fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)  # held (a job starts that server): kept
+                        os.unlink(p)  # (a job waiting on it sees the file gone and retries: _lock)
+                continue
+            st = os.lstat(p)  # x.sock, or x.sock.PID: a server's name it has not taken over yet (in a minute)
+            if stat.S_ISSOCK(st.st_mode) and (name.endswith(".sock") or time.time() - st.st_mtime > 60):
+                with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
+                    s.settimeout(1.0)
+                    try:
+                        s.connect(p)
+                    except ConnectionRefusedError:  # no server: unless a new one took the name meanwhile
+                        if os.lstat(p).st_ino == st.st_ino:
+                            os.unlink(p)
+        except OSError:
+            pass
+
+
 def serve(path: str, idle: float = IDLE_S) -> None:
 
     os.environ.setdefault("MPLBACKEND", "Agg")
@@ -303,6 +417,7 @@ def serve(path: str, idle: float = IDLE_S) -> None:
     listener.listen(64)
     os.replace(tmp, path)  # atomically take over the name
     ino = os.stat(path).st_ino
+    _clean(os.path.dirname(path), path)
     listener.settimeout(1.0)
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     children: set[int] = set()
@@ -312,6 +427,9 @@ def serve(path: str, idle: float = IDLE_S) -> None:
             try:
                 conn, _ = listener.accept()
             except socket.timeout:
+                conn = None
+            except OSError:  # out of descriptors, say: serve on
+                time.sleep(0.1)
                 conn = None
             for pid in list(children):
                 if os.waitpid(pid, os.WNOHANG)[0]:
@@ -327,11 +445,17 @@ def serve(path: str, idle: float = IDLE_S) -> None:
                 except OSError:
                     break
                 continue
-            conn.settimeout(None)
             last = time.monotonic()
-            pid = os.fork()
-            if pid == 0:
-                _handle(conn, listener)
+            try:
+                pid = os.fork()
+            except OSError:  # out of processes: that client runs its job itself
+                conn.close()
+                continue
+            if pid == 0:  # the handler: whatever happens in it ends it alone, never the server
+                try:
+                    _handle(conn, listener)
+                finally:
+                    os._exit(0)
             conn.close()
             children.add(pid)
     finally:
@@ -344,7 +468,11 @@ def serve(path: str, idle: float = IDLE_S) -> None:
 
 def main(argv: list[str]) -> int:
     cmd = argv[0] if argv else "status"
-    path = argv[1] if len(argv) > 1 else socket_path()
+    try:
+        path = argv[1] if len(argv) > 1 else socket_path()
+    except OSError as e:
+        print(e, file=sys.stderr)
+        return 1
     if cmd == "serve":
         serve(path, float(os.environ.get("UNLEARNBENCH_WARM_IDLE", IDLE_S)))
         return 0

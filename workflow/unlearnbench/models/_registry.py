@@ -36,6 +36,32 @@ def _declared() -> dict[str, tuple[str, ...]]:
     return out
 
 
+@lru_cache(maxsize=None)
+def _defaults(arch: str) -> tuple[tuple[str, Any], ...]:
+    """The literal default values of an architecture's keyword arguments, read from its source."""
+    for path in sorted(Path(__file__).parent.glob("*.py")):
+        if path.name.startswith("_"):
+            continue
+        for node in ast.parse(path.read_text()).body:
+            if isinstance(node, ast.FunctionDef) and node.name == arch:
+                pos = node.args.args[len(node.args.args) - len(node.args.defaults):]
+                pairs = list(zip(pos, node.args.defaults)) + [(a, d) for a, d in zip(node.args.kwonlyargs, node.args.kw_defaults)
+                                                              if d is not None]
+                out = []
+                for a, d in pairs:
+                    try:
+                        out.append((a.arg, ast.literal_eval(d)))
+                    except ValueError:
+                        pass
+                return tuple(out)
+    return ()
+
+
+def model_defaults(arch: str) -> dict[str, Any]:
+    """{argument: default} of an architecture (torch-free), besides in_channels, num_classes, image_size."""
+    return {k: v for k, v in _defaults(arch) if k not in BUILD_ARGS}
+
+
 def list_models() -> list[str]:
     return sorted(_declared())
 
