@@ -54,3 +54,34 @@ def test_a_row_absent_from_the_cell_is_inconclusive_and_says_why():
                        "b": "retrain", "test": "less", "where": {"scenario": "random10"}},
                       per_seed(_records(), ["acc_forget"]))
     assert row["verdict"] == "inconclusive" and row["n"] == 0 and "no run" in row["note"] and math.isnan(row["d_mean"])
+
+
+def test_a_claim_an_overlay_left_without_its_rows_is_not_checked_and_says_why():
+    row = check_claim({"id": "w", "claim": "c", "paper": "p", "study": "t", "metric": "acc_forget", "a": "gone",
+                       "b": "retrain", "test": "less", "unavailable": "row gone is not in study t"},
+                      per_seed(_records(), ["acc_forget"]))
+    assert row["verdict"] == "not checked" and row["note"] == "row gone is not in study t"
+
+
+@pytest.mark.integration
+def test_the_claims_target_builds_its_tables_and_judges_each_claim(tmp_path):
+    import copy
+
+    from conftest import TINY_CONFIG, run_snakemake
+
+    cfg = copy.deepcopy(TINY_CONFIG)
+    cfg["training"]["tiny"]["epochs"] = 3
+    cfg["methods"] = {"finetune": {"method": "finetune", "epochs": 1, "tune": None}}
+    cfg["studies"] = {"tiny": {"dataset": "tiny_digits", "model": "tiny_cnn", "training": "tiny", "scenarios": ["class0"],
+                               "methods": ["original", "retrain", "finetune"], "seeds": [0, 1, 2], "noise_floor": False}}
+    cfg["papers"] = {"p": {"studies": ["tiny"], "claims": [
+        {"id": "original_remembers", "claim": "the original still knows the class", "paper": "100 vs 0", "study": "tiny",
+         "metric": "acc_forget", "a": "original", "b": "retrain", "test": "greater", "by": 20},
+        {"id": "gone", "claim": "a row an overlay removed", "paper": "-", "study": "tiny", "metric": "acc_forget",
+         "a": "nope", "value": 0, "test": "less"}]}}
+    run_snakemake(tmp_path, cfg, ["results/papers/p.claims.md"])
+    md = (tmp_path / "results/papers/p.claims.md").read_text()
+    rows = {r["id"]: r for r in __import__("csv").DictReader(open(tmp_path / "results/papers/p.claims.csv"))}
+    assert rows["original_remembers"]["verdict"] == "reproduced" and rows["original_remembers"]["n"] == "3"
+    assert rows["gone"]["verdict"] == "not checked" and "row nope is not in study tiny" in rows["gone"]["note"]
+    assert "Verdicts: 1 reproduced, 0 not reproduced, 0 inconclusive, 1 not checked." in md

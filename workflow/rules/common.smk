@@ -268,7 +268,7 @@ def study_run_records(study):
 
 
 def claim_studies(paper):
-    return sorted({c["study"] for c in config["papers"][paper].get("claims", [])})
+    return sorted({c["study"] for c in config["papers"][paper].get("claims", []) if not c.get("unavailable")})
 
 
 def claims_inputs(paper):

@@ -278,21 +278,24 @@ def check_batch_sizes(config: dict[str, Any]) -> None:
 
 
 def check_claims(config: dict[str, Any], paper: str, claims: list[dict[str, Any]]) -> None:
-    """Each claim names a study of its paper and rows of that study; ids are unique."""
+    """Ids are unique. A claim whose study is not on the page or whose rows are not in that study (an
+    overlay narrowed it) never blocks a build: it is kept, marked `unavailable`, and its line in the
+    claims table says why it was not checked."""
     seen = set()
     for c in claims:
         where = f"papers.{paper}.claims.{c['id']}"
         if c["id"] in seen:
             raise UserError(f"{where}: the id is used twice; give each claim its own")
         seen.add(c["id"])
-        if c["study"] not in config["papers"][paper]["studies"]:
-            raise UserError(f"{where}: study {c['study']!r} is not one of the paper's studies "
-                            f"{config['papers'][paper]['studies']}")
+        c.pop("unavailable", None)
+        if c["study"] not in config["papers"][paper]["studies"] or c["study"] not in config["studies"]:
+            c["unavailable"] = f"study {c['study']} is not on this page"
+            continue
         spec = config["studies"][c["study"]]
         rows = list(spec["methods"]) + ([noise_floor_method(config, c["study"])] if spec.get("noise_floor", True) else [])
-        for role in ("a", "b"):
-            if role in c and c[role] not in rows:
-                raise UserError(f"{where}: {role} = {c[role]!r} is not a row of study {c['study']} ({', '.join(rows)})")
+        missing = [c[r] for r in ("a", "b") if r in c and c[r] not in rows]
+        if missing:
+            c["unavailable"] = f"row {missing[0]} is not in study {c['study']}"
 
 
 def check_figures(config: dict[str, Any]) -> None:

@@ -30,7 +30,7 @@ from .study import DEFAULT_METRICS, load_records
 from .tables import EXACT, _at_chance, _censor, t_interval
 
 COST_METRICS = ("time_s", "time_step_s", "speedup", "speedup_step")
-VERDICTS = ("reproduced", "not reproduced", "inconclusive")
+VERDICTS = ("reproduced", "not reproduced", "inconclusive", "not checked")
 
 
 def per_seed(records: list[dict[str, Any]], gap_metrics: list[str]) -> dict[tuple, dict[str, float]]:
@@ -72,8 +72,11 @@ def _cell_match(key: tuple, where: dict[str, Any]) -> bool:
 
 
 def check_claim(claim: dict[str, Any], seeds: dict[tuple, dict[str, float]]) -> dict[str, Any]:
-    """One claim's row: the paired differences over the seeds of its cell(s), their interval, the verdict."""
+    """One claim's row: the paired differences over the seeds of its cell(s), their interval, the verdict
+    ("not checked" with the reason when an overlay left its study or rows out: config.check_claims)."""
     where, metric = claim.get("where", {}), claim["metric"]
+    if claim.get("unavailable"):
+        seeds = {}
     a_runs = {(k[0], k[1], k[2], k[4]): v for k, v in seeds.items() if k[3] == claim["a"] and _cell_match(k, where)}
     d, a_vals = [], []
     for (ds, model, sc, seed), v in sorted(a_runs.items()):
@@ -88,7 +91,8 @@ def check_claim(claim: dict[str, Any], seeds: dict[tuple, dict[str, float]]) -> 
             "metric": metric, "a": claim["a"], "b": claim.get("b", claim.get("value")), "test": claim["test"],
             "by": float(claim.get("by", 0.0)), "margin": float(claim.get("margin", 0.0)),
             "n": len(pairs), "a_mean": am, "a_std": asd, "d_mean": mean, "d_std": std, "d_ci_low": lo, "d_ci_high": hi,
-            "verdict": verdict if a_runs else "inconclusive", "note": "" if a_runs else "no run of this row in this cell"}
+            "verdict": "not checked" if claim.get("unavailable") else verdict if a_runs else "inconclusive",
+            "note": claim.get("unavailable") or ("" if a_runs else "no run of this row in this cell")}
 
 
 def _fmt(x: float) -> str:
@@ -125,7 +129,7 @@ def write_claims(name: str, paper: dict[str, Any], runs: dict[str, list[dict[str
         spec = studies[study]
         gap = spec.get("gap_metrics") or spec.get("metrics") or DEFAULT_METRICS
         seeds_by_study[study] = per_seed(load_records(recs), gap)
-    rows = pd.DataFrame([check_claim(c, seeds_by_study[c["study"]]) for c in paper["claims"]])
+    rows = pd.DataFrame([check_claim(c, seeds_by_study.get(c["study"], {})) for c in paper["claims"]])
     write_csv(out_csv, rows)
     md = render(f"{paper.get('title', name)}: headline claims", rows, CAPTION)
     write_text(out_md, md)
