@@ -244,18 +244,21 @@ def check_scaled(config: dict[str, Any]) -> None:
         if not sc:
             continue
         where = f"studies.{study}.scaled"
-        _need(config["datasets"], sc["for"], "dataset", where)
+        fors = [sc["for"]] if isinstance(sc["for"], str) else list(sc["for"])
+        for ds in fors:
+            _need(config["datasets"], ds, "dataset", where)
         missing = [p for p in sc["settings"] if not _lookup(config, p)]
         if missing:
             raise UserError(f"{where}: {missing[0]} is not a setting of this config; name dotted paths such as "
                             "methods.<instance>.<hyperparameter>")
-        src = config["datasets"][sc["for"]]
-        now = sorted({st["dataset"] for st in study_setups(s)
-                      if {k: config["datasets"][st["dataset"]].get(k) for k in ("source", "image_size")}
-                      != {k: src.get(k) for k in ("source", "image_size")}})
+
+        def data(ds: str) -> tuple:
+            return tuple(config["datasets"][ds].get(k) for k in ("source", "image_size"))
+
+        now = sorted({st["dataset"] for st in study_setups(s) if data(st["dataset"]) not in {data(d) for d in fors}})
         if now:
             print(f"warning: studies.{study} runs on {', '.join(now)}, but {', '.join(sc['settings'])} were scaled for "
-                  f"{sc['for']}{' (' + sc['why'] + ')' if sc.get('why') else ''}: set them for the new data in your "
+                  f"{', '.join(fors)}{' (' + sc['why'] + ')' if sc.get('why') else ''}: set them for the new data in your "
                   f"overlay, and its studies.{study}.scaled.for", file=sys.stderr)
 
 
