@@ -22,6 +22,7 @@ Writes benchmarks/out/<name>.json and prints a Markdown table.
     python3.11 bootstrap.py bench --only mugan    # one paper
     python3.11 bootstrap.py bench --numerics      # table1 cold in portable and native mode, one after
                                                   # the other (benchmarks/out/numerics.json: the cost of portable)
+    python3.11 bootstrap.py bench --claims        # every paper's claims target cold (claims_<paper>.json)
     python3.11 bootstrap.py bench --wall          # table1 cold with the OS wall and without it
                                                   # (UNLEARNBENCH_WALL=0), back to back (benchmarks/out/wall.json)
 """
@@ -136,6 +137,7 @@ def main() -> None:
     ap.add_argument("--out", default=str(REPO / "benchmarks" / "out"))
     ap.add_argument("--numerics", action="store_true", help="table1 cold in portable and in native mode (numerics.json)")
     ap.add_argument("--wall", action="store_true", help="table1 cold with and without the OS wall (wall.json)")
+    ap.add_argument("--claims", action="store_true", help="each paper's claims target cold (claims_<paper>.json)")
     args = ap.parse_args()
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -148,6 +150,13 @@ def main() -> None:
         return bench_numerics(args.cores, out, commit)
     if args.wall:
         return bench_wall(args.cores, out, commit)
+    if args.claims:
+        for p in (args.only or papers):
+            res = bench(f"claims_{p}", [f"results/papers/{p}.claims.md"], args.cores, out, change=False)
+            res.update(machine=machine(), commit=commit, date=time.strftime("%Y-%m-%d"))
+            (out / f"claims_{p}.json").write_text(json.dumps(res, indent=2) + "\n")
+            print(f"claims {p}: cold {res['cold_s']} s, {res['jobs']} jobs, load before {res['load_before']}", flush=True)
+        return None
     rows = []
     for name in names:
         res = bench(name, plan[name], args.cores, out, change=name == "table1")

@@ -8,6 +8,7 @@ A README marks each generated block with one of
     <!-- generated: cost <benchmark>… -->        the pipeline's own cost, one row per benchmark record
     <!-- generated: numerics -->                 table1 cold in portable and native mode
     <!-- generated: wall -->                     table1 cold with and without the OS wall
+    <!-- generated: claims <paper> -->           the paper's claims table from `bench --claims`
     ... (replaced) ...
     <!-- end generated -->
 
@@ -105,7 +106,19 @@ def wall() -> str:
     return "\n".join(out) + "\n"
 
 
+def claims(paper: str) -> str:
+    rec = record(f"claims_{paper}")
+    md = OUT / f"work_claims_{paper}" / "results" / "papers" / f"{paper}.claims.md"
+    if not md.exists():
+        raise SystemExit(f"readme_tables: no claims build of {paper} ({md}); run `python3.11 bootstrap.py bench --claims "
+                         f"--only {paper}` first")
+    body = md.read_text().split("\n", 1)[1].strip()  # without its title
+    return header(rec) + body + "\n"
+
+
 def block(kind: str, args: str) -> str:
+    if kind == "claims":
+        return claims(args)
     if kind == "wall":
         return wall()
     if kind == "cost":
