@@ -46,3 +46,22 @@ def test_blocks_are_rendered_from_the_records(tmp_path):
 def test_a_block_without_its_record_names_the_command(tmp_path):
     with pytest.raises(SystemExit, match="bootstrap.py bench --only mugan"):
         _module(tmp_path).block("cost", "mugan")
+
+
+def test_the_wall_and_claims_blocks_come_from_their_records(tmp_path):
+    mod = _module(tmp_path)
+    mode = {**_record("table1_wall", 170.0), "wall_setup_s": {"n": 18, "median": 0.05, "max": 0.16}}
+    (tmp_path / "wall.json").write_text(json.dumps({
+        "modes": {"wall": mode, "no_wall": {**mode, "wall_setup_s": {"n": 0, "median": None, "max": None}}},
+        "ratio_cold": 1.01, "job": "results/runs/x/finetune/model.safetensors", "job_repeats": 7,
+        "job_median_s": {"wall": 3.2, "no_wall": 3.1}, "job_added_s": 0.1, "job_load_before": [0.5, 0.4, 0.3],
+        "machine": {"cpu": "AMD EPYC", "cpu_count": 2, "platform": "Linux-6.18"}, "commit": "abc1234", "date": "2026-12-04"}))
+    w = mod.block("wall", "")
+    assert "+0.100 s per job" in w and "| wall | 94 | 0.10/0.52/1.00 | 170 | 18 | 0.05 / 0.16 |" in w and "Linux-6.18" in w
+    (tmp_path / "claims_dau.json").write_text(json.dumps({**_record("claims_dau", 600.0), "targets": ["results/papers/dau.claims.md"]}))
+    md = tmp_path / "work_claims_dau" / "results" / "papers" / "dau.claims.md"
+    md.parent.mkdir(parents=True)
+    md.write_text("# DAU: headline claims\n\ncaption\n\n| Claim | Verdict |\n|---|---|\n| x | **reproduced** |\n")
+    c = mod.block("claims", "dau")
+    assert c.startswith("*Generated from the cold build of `results/papers/dau.claims.md`") and "**reproduced**" in c
+    assert "# DAU" not in c
