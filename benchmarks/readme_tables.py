@@ -31,7 +31,7 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 OUT = REPO / "benchmarks" / "out"
-BLOCK = re.compile(r"(<!-- generated: (\S+) ?(.*?) -->\n)(.*?)(<!-- end generated -->)", re.S)
+BLOCK = re.compile(r"(<!-- generated: (\S+)(?: ([^\n]*?))? -->\n)(.*?)(<!-- end generated -->)", re.S)  # args: one line
 
 
 def header(record: dict) -> str:
@@ -47,7 +47,7 @@ def record(name: str) -> dict:
     path = OUT / f"{name}.json"
     if not path.exists():
         raise SystemExit(f"readme_tables: no record {path}; run `python3.11 bootstrap.py bench "
-                         f"{'--' + name if name in ('numerics', 'wall') else '--only ' + name}` first")
+                         f"{'--' + name if name in ('numerics', 'wall') else '--claims --only ' + name[7:] if name.startswith('claims_') else '--only ' + name}` first")
     return json.loads(path.read_text())
 
 
@@ -143,16 +143,26 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--check", action="store_true", help="exit 1 when a generated block is out of date")
     args = ap.parse_args()
-    stale = []
+    stale, missing = [], []
+
+    def fill(m: re.Match) -> str:
+        try:
+            return m.group(1) + block(m.group(2), m.group(3) or "") + m.group(5)
+        except SystemExit as e:  # no record yet: the block stays as it is, and the run says so
+            missing.append(str(e))
+            return m.group(0)
+
     for readme in [REPO / "README.md", *sorted((REPO / "workflow" / "papers").glob("*/README.md"))]:
         text = readme.read_text()
-        new = BLOCK.sub(lambda m: m.group(1) + block(m.group(2), m.group(3)) + m.group(5), text)
+        new = BLOCK.sub(fill, text)
         if new != text:
             stale.append(readme.relative_to(REPO))
             if not args.check:
                 readme.write_text(new)
     print(("out of date: " if args.check else "rewrote: ") + (", ".join(map(str, stale)) or "nothing"))
-    return 1 if args.check and stale else 0
+    for msg in missing:
+        print(msg, file=sys.stderr)
+    return 1 if (args.check and stale) or missing else 0
 
 
 if __name__ == "__main__":
