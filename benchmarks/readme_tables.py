@@ -102,7 +102,10 @@ def wall() -> str:
     out.append(f"\nOne unlearn job (`{doc['job']}`), rerun {doc['job_repeats']} times in each mode, alternating (load "
                f"before {', '.join(f'{v:.2f}' for v in doc['job_load_before'])}): median in-script time {j['wall']:.3f} s "
                f"with the wall, {j['no_wall']:.3f} s without: **{doc['job_added_s']:+.3f} s per job** (fork, Landlock and "
-               f"seccomp set-up, moving the outputs). Cold table1 with ÷ without: {doc['ratio_cold']}.")
+               f"seccomp set-up, moving the outputs). Cold table1 with ÷ without: {doc['ratio_cold']}, at loads "
+               f"{doc['modes']['wall']['load_before'][0]:.2f} and {doc['modes']['no_wall']['load_before'][0]:.2f} before the "
+               "two builds: the ratio mixes the machine's load with the wall; the alternating reruns of one job are the "
+               "measure.")
     return "\n".join(out) + "\n"
 
 
