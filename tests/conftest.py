@@ -45,6 +45,23 @@ TINY_CONFIG = {
 }
 
 
+# One study over TINY_CONFIG for the reliability batteries: its table is TINY_TARGET.
+TINY_STUDY = {"tiny": {"dataset": "tiny_digits", "model": "tiny_cnn", "training": "tiny", "scenarios": ["class0"],
+                       "methods": ["original", "retrain", "finetune"], "seeds": [0], "noise_floor": False}}
+TINY_TARGET = "results/tables/tiny.csv"
+
+
+def tiny_study_config() -> dict:
+    """TINY_CONFIG with 3 training epochs, an untuned one-epoch finetune and TINY_STUDY."""
+    import copy
+
+    cfg = copy.deepcopy(TINY_CONFIG)
+    cfg["training"]["tiny"]["epochs"] = 3
+    cfg["methods"] = {"finetune": {"method": "finetune", "epochs": 1, "tune": None}}  # config.yaml tunes it on digits
+    cfg["studies"] = copy.deepcopy(TINY_STUDY)
+    return cfg
+
+
 def run_snakemake(workdir: Path, config: dict, targets: list[str], *extra: str, check: bool = True,
                   env: dict | None = None) -> subprocess.CompletedProcess:
     """Run the repository's workflow in `workdir` with `config` layered over config.yaml (`env`: extra

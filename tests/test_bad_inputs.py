@@ -20,23 +20,15 @@ import numpy as np
 import pytest
 import yaml
 
-from conftest import REPO, SNAKEMAKE, TINY_CONFIG, run_snakemake
+from conftest import REPO, SNAKEMAKE, TINY_TARGET, run_snakemake, tiny_study_config
 
 SCHEMA = str(REPO / "workflow" / "schemas" / "config.schema.json")
-STUDY = {"tiny": {"dataset": "tiny_digits", "model": "tiny_cnn", "training": "tiny", "scenarios": ["class0"],
-                  "methods": ["original", "retrain", "finetune"], "seeds": [0], "noise_floor": False}}
-TARGET = "results/tables/tiny.csv"
+TARGET, tiny = TINY_TARGET, tiny_study_config
 DATA = "results/data/tiny_digits"
 MODELS = "results/models/tiny_digits/tiny_cnn/tiny/s0"
 RUN = "results/runs/tiny_digits/tiny_cnn/tiny/s0/class0"
 
 
-def tiny() -> dict:
-    cfg = copy.deepcopy(TINY_CONFIG)
-    cfg["training"]["tiny"]["epochs"] = 3
-    cfg["methods"] = {"finetune": {"method": "finetune", "epochs": 1, "tune": None}}
-    cfg["studies"] = copy.deepcopy(STUDY)
-    return cfg
 
 
 def start_up(cfg: dict) -> dict:

@@ -10,7 +10,6 @@ Three groups:
 
 from __future__ import annotations
 
-import copy
 import os
 import shutil
 import signal
@@ -22,23 +21,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from conftest import REPO, SNAKEMAKE, TINY_CONFIG, run_snakemake
+from conftest import REPO, SNAKEMAKE, TINY_TARGET, run_snakemake, tiny_study_config
 
 pytestmark = pytest.mark.integration
 
-STUDY = {"tiny": {"dataset": "tiny_digits", "model": "tiny_cnn", "training": "tiny", "scenarios": ["class0"],
-                  "methods": ["original", "retrain", "finetune"], "seeds": [0], "noise_floor": False}}
-TARGET = "results/tables/tiny.csv"
+TARGET, tiny = TINY_TARGET, tiny_study_config
 RUN = "results/runs/tiny_digits/tiny_cnn/tiny/s0/class0"
 MODELS = "results/models/tiny_digits/tiny_cnn/tiny/s0"
-
-
-def tiny() -> dict:
-    cfg = copy.deepcopy(TINY_CONFIG)
-    cfg["training"]["tiny"]["epochs"] = 3
-    cfg["methods"] = {"finetune": {"method": "finetune", "epochs": 1, "tune": None}}  # config.yaml tunes it on digits
-    cfg["studies"] = copy.deepcopy(STUDY)
-    return cfg
 
 
 def with_(path: str, value):

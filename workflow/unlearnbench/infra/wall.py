@@ -31,6 +31,8 @@ import traceback
 from pathlib import Path
 from typing import Any, Callable
 
+from .child import exit_code, flush_std
+
 _STATE: dict[str, Any] = {"enforced": None, "why": "not a walled job"}  # None: no wall was tried
 
 PR_SET_DUMPABLE = 4
@@ -112,7 +114,7 @@ def python_dirs() -> list[str]:
     paths = {sys.prefix, sys.base_prefix, sys.exec_prefix, sys.base_exec_prefix,
              *(sysconfig.get_paths().get(k) for k in ("stdlib", "platstdlib", "purelib", "platlib")),
              str(Path(__file__).resolve().parents[2])}  # workflow/: the library and its scripts
-    paths |= {p for p in sys.path if p and os.path.isabs(p) and "site-packages" in p or p.endswith(".zip")}
+    paths |= {p for p in sys.path if p and os.path.isabs(p) and ("site-packages" in p or p.endswith(".zip"))}
     return sorted({_real(p) for p in paths if p and os.path.exists(p)})
 
 
@@ -245,8 +247,7 @@ def walled(reads: list[str], hidden: list[str], outputs: dict[str, str], run: Ca
     for p in redirected.values():
         os.makedirs(os.path.dirname(p), exist_ok=True)
     status_file = os.path.join(private, "wall.json")
-    sys.stdout.flush()
-    sys.stderr.flush()
+    flush_std()
     pid = os.fork()
     if pid == 0:  # the child: wall up, then the stage; never returns
         code = 1
@@ -258,15 +259,11 @@ def walled(reads: list[str], hidden: list[str], outputs: dict[str, str], run: Ca
             run(redirected)
             code = 0
         except SystemExit as e:
-            code = e.code if isinstance(e.code, int) else 1
+            code = exit_code(e)
         except BaseException:
             traceback.print_exc()
         finally:
-            for f in (sys.stdout, sys.stderr):
-                try:
-                    f.flush()
-                except Exception:
-                    pass
+            flush_std()
             os._exit(code)
     try:
         _, status = os.waitpid(pid, 0)

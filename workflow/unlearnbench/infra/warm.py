@@ -53,6 +53,7 @@ import sysconfig
 import time
 import traceback
 
+from .child import exit_code, flush_std
 from .numerics import PORTABLE_ENV, THREAD_VARS
 
 IDLE_S = 120.0
@@ -304,20 +305,14 @@ def _run_job(req: dict, fds: list[int]) -> None:
             runpy.run_path(req["script"], run_name="__main__")
             code = 0
         except SystemExit as e:
-            code = e.code if isinstance(e.code, int) else (0 if e.code is None else 1)
-            if not isinstance(e.code, (int, type(None))):
-                print(e.code, file=sys.stderr)
+            code = exit_code(e)
         except BaseException:
             traceback.print_exc()
             code = 1
     except BaseException:  # becoming the job failed (its cwd is gone, say): the job's stderr says why
         traceback.print_exc()
     finally:
-        for f in (sys.stdout, sys.stderr):
-            try:
-                f.flush()
-            except Exception:
-                pass
+        flush_std()
         if os.environ.get("UNLEARNBENCH_WARM_TRACE"):  # maintainers: what jobs still import (PRELOAD candidates)
             try:
                 new = sorted({".".join(m.split(".")[:2]) for m in set(sys.modules) - before
