@@ -20,6 +20,7 @@ from unlearnbench.pipeline import (run_data_view, run_make_forget_request, run_m
 
 DATASET = {"source": "digits", "image_size": 8, "channels": 1, "val_fraction": 0.1, "test_fraction": 0.2, "split_seed": 0}
 ROUTES = {}
+ALIVE_BEFORE = []  # retain-sized tensors other tests of this worker left alive
 
 
 @register_method("_rogue")
@@ -74,8 +75,10 @@ class Rogue(UnlearningMethod):
         except AccessError:
             ROUTES["process"] = "blocked"
         # 5. live objects reachable through the garbage collector
-        ROUTES["gc"] = sum(1 for o in gc.get_objects()
-                           if isinstance(o, (np.ndarray, torch.Tensor)) and o.ndim == 4 and o.shape[0] == n_retain)
+        # (arrays another test of this worker left alive are not the job's: only new ones count)
+        before = {id(o) for o in ALIVE_BEFORE}
+        ROUTES["gc"] = sum(1 for o in gc.get_objects() if id(o) not in before
+                           and isinstance(o, (np.ndarray, torch.Tensor)) and o.ndim == 4 and o.shape[0] == n_retain)
         return model
 
 
@@ -104,6 +107,11 @@ def test_a_rogue_method_cannot_reach_undeclared_data(job, monkeypatch):
     paths = [str(data.relative_to(root)), str(split.relative_to(root)), str(req.relative_to(root)),
              "results/data/access/retain.npz", str(data)]  # relative and absolute
     from unlearnbench.methods import Context
+    import torch
+
+    gc.collect()
+    ALIVE_BEFORE[:] = [o for o in gc.get_objects()  # held, so their ids stay theirs
+                       if isinstance(o, (np.ndarray, torch.Tensor)) and o.ndim == 4 and o.shape[0] == n_retain]
 
     class SpyContext(Context):  # hands the rogue the facts it needs to try (sizes, paths)
         def __init__(self, **kw):
