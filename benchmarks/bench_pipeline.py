@@ -23,6 +23,8 @@ Writes benchmarks/out/<name>.json and prints a Markdown table.
     python3.11 bootstrap.py bench --numerics      # table1 cold in portable and native mode, one after
                                                   # the other (benchmarks/out/numerics.json: the cost of portable)
     python3.11 bootstrap.py bench --claims        # every paper's claims target cold (claims_<paper>.json)
+    python3.11 bootstrap.py bench --real --only uisps   # a paper's real tier (workflow/papers/<p>/real.yaml):
+                                                  # its claims target cold, with the overlay (real_<paper>.json)
     python3.11 bootstrap.py bench --wall          # table1 cold with the OS wall and without it
                                                   # (UNLEARNBENCH_WALL=0), back to back (benchmarks/out/wall.json)
 """
@@ -82,13 +84,13 @@ def machine() -> dict:
 
 
 def bench(name: str, targets: list[str], cores: int, out: Path, change: bool, mode: str = "portable",
-          env: dict | None = None) -> dict:
+          env: dict | None = None, extra: tuple[str, ...] = ()) -> dict:
     work = out / f"work_{name}"
     shutil.rmtree(work, ignore_errors=True)
     work.mkdir(parents=True)
     load0 = os.getloadavg()
     trace = work / "warm_trace.jsonl"  # every job's script time, as the warm runner measured it
-    numerics = [f"--config", f"numerics={mode}"]
+    numerics = [*extra, f"--config", f"numerics={mode}"]
     cold, log = run(work, cores, targets, *numerics, env={"UNLEARNBENCH_WARM_TRACE": str(trace), **(env or {})})
     # the cold build's tables, kept apart: the changed-setting run below rewrites results/tables
     if (work / "results" / "tables").is_dir():  # (a claims target writes no table of its own)
@@ -103,7 +105,7 @@ def bench(name: str, targets: list[str], cores: int, out: Path, change: bool, mo
     # the README's command: bootstrap.py run records the build's fingerprint, the same call again answers
     # from it without Snakemake (workflow/unlearnbench/infra/uptodate.py)
     noop_boot = None
-    if mode == "portable":  # the config's default: bootstrap.py's fast path takes no --config
+    if mode == "portable" and not extra:  # the config's default: bootstrap.py's fast path takes no --config
         boot = [shutil.which("python3.11") or sys.executable, str(REPO / "bootstrap.py"), "run", "--directory", str(work), *targets]
         subprocess.run(boot, capture_output=True, check=True)
         t0 = time.perf_counter()
@@ -139,6 +141,7 @@ def main() -> None:
     ap.add_argument("--numerics", action="store_true", help="table1 cold in portable and in native mode (numerics.json)")
     ap.add_argument("--wall", action="store_true", help="table1 cold with and without the OS wall (wall.json)")
     ap.add_argument("--claims", action="store_true", help="each paper's claims target cold (claims_<paper>.json)")
+    ap.add_argument("--real", action="store_true", help="each paper's real-tier claims target cold (real_<paper>.json)")
     args = ap.parse_args()
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -151,6 +154,16 @@ def main() -> None:
         return bench_numerics(args.cores, out, commit)
     if args.wall:
         return bench_wall(args.cores, out, commit)
+    if args.real:
+        for p in (args.only or [p for p in papers if (REPO / "workflow" / "papers" / p / "real.yaml").exists()]):
+            overlay = REPO / "workflow" / "papers" / p / "real.yaml"
+            res = bench(f"real_{p}", [f"results/papers/{p}_real.claims.md"], args.cores, out, change=False,
+                        extra=(f"--configfile={overlay}",))
+            res.update(machine=machine(), commit=commit, date=time.strftime("%Y-%m-%d"),
+                       configfile=str(overlay.relative_to(REPO)))
+            (out / f"real_{p}.json").write_text(json.dumps(res, indent=2) + "\n")
+            print(f"real {p}: cold {res['cold_s']} s, {res['jobs']} jobs, load before {res['load_before']}", flush=True)
+        return None
     if args.claims:
         for p in (args.only or papers):
             res = bench(f"claims_{p}", [f"results/papers/{p}.claims.md"], args.cores, out, change=False)

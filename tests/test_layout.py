@@ -44,7 +44,8 @@ def test_every_paper_is_one_folder_of_config_and_prose():
         names = {p.name for p in folder.iterdir() if not p.name.startswith(".")}
         assert {"study.yaml", "full.yaml", "README.md"} <= names, folder
         assert not [n for n in names if n.endswith(".py")], folder  # code lives with its kind
-        assert names <= {"study.yaml", "study.lock.yaml", "full.yaml", "full.lock.yaml", "README.md", "rules.smk"}, (folder, names)
+        assert names <= {"study.yaml", "study.lock.yaml", "full.yaml", "full.lock.yaml", "real.yaml", "real.lock.yaml",
+                         "README.md", "rules.smk"}, (folder, names)
 
 
 def test_every_rule_has_a_script_named_after_it():
@@ -59,7 +60,8 @@ def test_every_rule_has_a_script_named_after_it():
 
 # --------------------------------------------------------------------------- the import graph
 # Layers, bottom to top: a module may import its own layer or lower ones (the most specific prefix
-# decides; `infra` is machinery that the science never needs to open).
+# decides; `infra` is machinery that the science never needs to open; the settings ledger reads the
+# config and its locks, so it sits with them).
 LAYERS = [
     ("unlearnbench.infra.cli", 8), ("unlearnbench.infra.audit", 8), ("unlearnbench.__main__", 8),
     ("unlearnbench.infra.provenance", 1), ("unlearnbench.infra", 0),
@@ -67,7 +69,7 @@ LAYERS = [
     ("unlearnbench.io", 1), ("unlearnbench.runtime", 1),
     ("unlearnbench.models", 2), ("unlearnbench.data", 2), ("unlearnbench.training", 2),
     ("unlearnbench.parts", 3), ("unlearnbench.metrics", 3),
-    ("unlearnbench.methods", 4), ("unlearnbench.report", 5),
+    ("unlearnbench.methods", 4), ("unlearnbench.report.ledger", 6), ("unlearnbench.report", 5),
     ("unlearnbench.config", 6), ("unlearnbench.tuning", 6), ("unlearnbench.probe", 6),
     ("unlearnbench.pipeline", 7), ("unlearnbench", 0),
 ]

@@ -189,3 +189,69 @@ def test_aggregate_scores_drops_seeds_at_chance():
     assert aggregate_scores([100.0, 0.0, 0.0], [False, True, True])["text"] == AT_CHANCE_TEXT
     assert np.isnan(aggregate_scores([1.0, 2.0], [True, True])["mean"])
     assert aggregate_scores([10.0, 20.0, 30.0], [False] * 3)["text"] == "20.0 ± 10.0"
+
+
+# --------------------------------------------------------------------------- the MuGAN thesis' MIA
+def _probs_with_entropy(n: int, low: bool, k: int = 10, y: int = 0) -> np.ndarray:
+    """n probability vectors: confident on class y (low entropy) or nearly uniform (high entropy)."""
+    p = np.full((n, k), 0.002 if low else 0.1)
+    p[:, y] = 1 - 0.002 * (k - 1) if low else 0.1
+    if not low:
+        p += np.linspace(-0.01, 0.01, n)[:, None] * (np.arange(k) - (k - 1) / 2) / k  # a spread of entropies
+    return p / p.sum(1, keepdims=True)
+
+
+def test_thesis_mia_fits_once_on_all_retain_vs_all_test_and_scores_the_forget_set(monkeypatch):
+    """mia_thesis: one balanced entropy regression fitted on EVERY retain sample (member) against EVERY
+    test sample (non-member: the forgotten class's test samples included; no subsampling to equal
+    sizes, no cross-fitting); the score is the % of forget samples it calls member."""
+    from unlearnbench.metrics import mia
+
+    fits = []
+    real = mia._fit_logreg
+    monkeypatch.setattr(mia, "_fit_logreg", lambda x, m: fits.append((x.copy(), m.copy())) or real(x, m))
+    p_retain = _probs_with_entropy(300, low=True, y=1)                       # members: confident
+    p_test = np.r_[_probs_with_entropy(80, low=False, y=1), _probs_with_entropy(20, low=False, y=0)]  # incl. class 0
+    y_test = np.r_[np.ones(80, int), np.zeros(20, int)]
+    p_forget = np.r_[_probs_with_entropy(20, low=True), _probs_with_entropy(30, low=False)]  # 20 of 50 remembered
+    r = mia.thesis_mia(p_retain, np.ones(300, int), p_test, y_test, p_forget, np.zeros(50, int))
+    assert len(fits) == 1  # one fit
+    x, m = fits[0]
+    assert len(m) == 300 + 100 and (m[:300] == 1).all() and (m[300:] == 0).all()  # all of both, unequal sizes
+    np.testing.assert_allclose(x[:, 0], np.r_[mia.entropy(p_retain), mia.entropy(p_test)])
+    assert r["score"] == pytest.approx(40.0) and r["member_flags"].tolist() == [True] * 20 + [False] * 30
+    assert r["fit_bacc"] == 1.0 and (r["n_members"], r["n_nonmembers"], r["n_forget"]) == (300, 100, 50)
+
+
+def test_thesis_mia_stage_uses_the_whole_retain_and_test_sets(tmp_path, monkeypatch):
+    """Rule mia_thesis (extras [mia_thesis]): members = the request's retain set, non-members = the whole
+    test split (the forgotten class's test samples included), scored = the forget set; metric mia_thesis."""
+    import json
+
+    from helpers import stage_job
+    from unlearnbench.io import write_npz
+    from unlearnbench.metrics import accuracy
+    from unlearnbench.pipeline import run_make_forget_request, run_make_split, run_prepare_dataset
+    from unlearnbench.report.tables import LABELS
+
+    spec = {"source": "digits", "image_size": 8, "channels": 1, "val_fraction": 0.1, "test_fraction": 0.2, "split_seed": 0}
+    run_prepare_dataset(stage_job(data=tmp_path / "data.npz"), spec, "unused", False)
+    run_make_split(stage_job(split=tmp_path / "split.json"), str(tmp_path / "data.npz"), spec)
+    run_make_forget_request(stage_job(request=tmp_path / "req.json", card=tmp_path / "card.json"), str(tmp_path / "data.npz"),
+                            str(tmp_path / "split.json"), {"type": "class", "classes": [3]})
+    y = np.load(tmp_path / "data.npz")["y"]
+    logits = np.random.default_rng(0).normal(0, 3, (len(y), 10)).astype(np.float32)
+    write_npz(str(tmp_path / "outputs.npz"), logits=logits)
+    seen = {}
+    real = accuracy.thesis_mia
+    monkeypatch.setattr(accuracy, "thesis_mia", lambda *a: seen.update(args=a) or real(*a))
+    accuracy.run_mia_thesis(str(tmp_path / "outputs.npz"), str(tmp_path / "data.npz"), str(tmp_path / "split.json"),
+                            str(tmp_path / "req.json"), str(tmp_path / "mia_thesis.json"))
+    split, req = json.loads((tmp_path / "split.json").read_text()), json.loads((tmp_path / "req.json").read_text())
+    _, y_retain, _, y_test, _, y_forget = seen["args"]
+    assert len(y_retain) == len(req["retain"]) and 3 not in y_retain
+    assert np.array_equal(y_test, y[split["test"]]) and (y_test == 3).any()
+    assert len(y_forget) == len(req["forget"]) and (y_forget == 3).all()
+    out = json.loads((tmp_path / "mia_thesis.json").read_text())
+    assert set(out["metrics"]) == {"mia_thesis"} and 0 <= out["metrics"]["mia_thesis"] <= 100
+    assert out["n_nonmembers"] == len(split["test"]) and "mia_thesis" in LABELS

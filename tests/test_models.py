@@ -71,3 +71,31 @@ def test_checkpoint_roundtrip_and_rejections(tmp_path):
     with pytest.raises(UserError, match="does not exist"):
         load_checkpoint(tmp_path / "missing.safetensors")
     assert sorted(x.name for x in tmp_path.iterdir()) == ["bad.safetensors", "foreign.safetensors", "m.safetensors"]
+
+
+def test_allcnn_thesis_layout_has_the_thesis_parameter_count():
+    """widen_at 3: the MuGAN thesis's AllCNN (Table 2: 1,620,010 trainable parameters; its reference
+    code's conv3 = Conv(96, 192, stride 2)); the default 4 is All-CNN-C (conv3 96 -> 96)."""
+    from torch import nn
+
+    from unlearnbench.models import model_arguments
+
+    def build(**kw):
+        return build_model("allcnn", in_channels=3, num_classes=10, image_size=32, **kw)
+
+    def trainable(m):
+        return sum(p.numel() for p in m.parameters() if p.requires_grad)
+
+    thesis, default = build(widen_at=3), build()
+    assert trainable(thesis) == 1_620_010 and trainable(default) == 1_370_986
+    def convs(m):
+        return [(c.in_channels, c.out_channels, c.stride[0]) for c in m.modules() if isinstance(c, nn.Conv2d)]
+
+    assert convs(thesis) == [(3, 96, 1), (96, 96, 1), (96, 192, 2), (192, 192, 1), (192, 192, 1), (192, 192, 2),
+                             (192, 192, 1), (192, 192, 1)]
+    assert convs(default)[2:4] == [(96, 96, 2), (96, 192, 1)]
+    assert "widen_at" in model_arguments("allcnn")  # a config's models entry may set it
+    small = build_model("allcnn", in_channels=1, num_classes=7, image_size=8, width=8, widen_at=3).eval()
+    assert small(torch.rand(3, 1, 8, 8)).shape == (3, 7)
+    with pytest.raises(UserError, match="widen_at must be 3"):
+        build(widen_at=5)

@@ -65,3 +65,19 @@ def test_the_wall_and_claims_blocks_come_from_their_records(tmp_path):
     c = mod.block("claims", "dau")
     assert c.startswith("*Generated from the cold build of `results/papers/dau.claims.md`") and "**reproduced**" in c
     assert "# DAU" not in c
+
+
+def test_the_real_block_holds_the_claims_and_the_tables_of_one_cold_build(tmp_path):
+    mod = _module(tmp_path)
+    with pytest.raises(SystemExit, match="bootstrap.py bench --real --only uisps"):
+        mod.block("real", "uisps")
+    (tmp_path / "real_uisps.json").write_text(json.dumps({**_record("real_uisps", 2400.0), "configfile": "workflow/papers/uisps/real.yaml",
+                                                          "targets": ["results/papers/uisps_real.claims.md"]}))
+    work = tmp_path / "work_real_uisps"
+    (work / "results" / "papers").mkdir(parents=True)
+    (work / "results" / "papers" / "uisps_real.claims.md").write_text("# U: headline claims\n\n| Claim | Verdict |\n|---|---|\n| x | **inconclusive** |\n")
+    (work / "cold_tables").mkdir()
+    (work / "cold_tables" / "uisps_table1_real.md").write_text("# UISPS Table I on real data\n\n| Method | TA |\n|---|---|\n| original | 88.10 ± 0.20 |\n")
+    r = mod.block("real", "uisps")
+    assert "overlay `workflow/papers/uisps/real.yaml`" in r and "AMD EPYC 9R14, 2 cores" in r and "2400 s" in r
+    assert "**inconclusive**" in r and "## UISPS Table I on real data" in r and "| original | 88.10 ± 0.20 |" in r

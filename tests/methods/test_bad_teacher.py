@@ -56,6 +56,16 @@ def test_bad_teacher_forgets_class_0_and_keeps_retained(setup):
     assert counts[0] == 0 and np.allclose(counts[1:], np.round(0.3 * full[1:]), atol=1)
 
 
+@pytest.mark.parametrize("bn_train", [True, False])
+def test_bn_train_moves_the_running_statistics_only_when_on(setup, bn_train):
+    """bn_train True (the reference's student, in train mode): BN running statistics follow the
+    unlearning batches; False: they stay the original's."""
+    model, _, _ = setup.run({**DIGITS, "bn_train": bn_train})
+    stats = [k for k in model.state_dict() if "running_" in k]
+    moved = [k for k in stats if not torch.equal(model.state_dict()[k], setup.model.state_dict()[k])]
+    assert stats and moved == (stats if bn_train else [])
+
+
 def test_access_and_checks(setup):
     m = create_method(DIGITS)
     acc = m.access()

@@ -50,6 +50,53 @@ def test_maximising_noise_raises_forget_ce_minimising_lowers_retain_ce(setup):
     assert torch.equal(a, b)  # deterministic for a seed
 
 
+def test_reference_noise_mode_moves_bn_statistics_and_accumulates_gradients(setup):
+    """noise_mode "reference": the noise is learned on the model itself in train mode, so each noise
+    step moves its BN running statistics and leaves its gradient in the parameters' .grad."""
+    model = copy.deepcopy(setup.model)
+    before = copy.deepcopy(model.state_dict())
+    learn_class_noise(model, 0, True, 4, 5, 0.1, 0.1, 0, CPU, SHAPE, reference=True)
+    after = model.state_dict()
+    stats = [k for k in after if "running_" in k]
+    assert stats and all(not torch.equal(after[k], before[k]) for k in stats)
+    assert all(int(after[k]) == int(before[k]) + 5 for k in after if k.endswith("num_batches_tracked"))  # 5 steps
+    assert all(torch.equal(p, before[k]) for k, p in model.named_parameters())  # weights untouched ...
+    assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in model.parameters())  # ... gradients left
+
+
+@pytest.mark.parametrize("mode", ["frozen", "reference"])
+def test_first_unlearning_step_carries_the_noise_gradients_only_in_reference_mode(setup, mode):
+    """The reference never zeroes the model's gradients between noise learning and its first Adam step:
+    in mode "reference" the first step's gradient is the sum of every noise step's gradient and the
+    first batch's; in "frozen" it is the first batch's alone."""
+    from torch.optim.optimizer import register_optimizer_step_pre_hook
+
+    spec = {"method": "emmn", "noise_batch": 2, "max_steps": 3, "min_steps": 2, "noise_copies": 1, "passes": "I",
+            "batch_size": 4, "noise_mode": mode, "bn_train": True}
+    model, method = copy.deepcopy(setup.model), create_method(spec)
+    params = list(model.parameters())
+    grads, first = [[] for _ in params], []
+    hooks = [p.register_hook(lambda g, i=i: grads[i].append(g.detach().clone())) for i, p in enumerate(params)]
+
+    def on_step(opt, args, kwargs):
+        if not first and opt.param_groups[0]["params"][0] is params[0]:  # the unlearning optimiser, not the noise's
+            first.append([p.grad.clone() for p in params])
+            first.append(len(grads[0]))
+
+    hooks.append(register_optimizer_step_pre_hook(on_step))
+    try:
+        method.unlearn(model, UnlearnData(method.access(), 10, [0], "class", sets={}), setup.context())
+    finally:
+        for h in hooks:
+            h.remove()
+    step_grads, n_backward = first
+    assert n_backward == (3 + 9 * 2 + 1 if mode == "reference" else 1)  # max steps + 9 x min steps + batch 1
+    for i, g in enumerate(step_grads):
+        assert torch.allclose(g, torch.stack(grads[i][:n_backward]).sum(0), atol=1e-6)
+    if mode == "reference":
+        assert not torch.allclose(step_grads[-1], grads[-1][n_backward - 1])  # the noise's share is not negligible
+
+
 def test_emmn_forgets_class_0_zero_shot(setup):
     before_r = setup.accuracy(setup.model, setup.rd.test_retain)
     model, method, data = setup.run(DIGITS)
@@ -75,3 +122,5 @@ def test_zero_shot_access_and_checks(setup):
         m2.unlearn(copy.deepcopy(setup.model), nothing, no_shape)
     with pytest.raises(UserError, match="passes"):
         create_method({"method": "emmn", "passes": "IX"})
+    with pytest.raises(UserError, match="noise_mode must be one of frozen, reference"):
+        create_method({"method": "emmn", "noise_mode": "train"})

@@ -189,6 +189,63 @@ def test_zmugan_forgets_the_class_without_any_data(setup, inversion):
     assert r1 > 78, (r0, r1)  # inverted images are far from real digits: RA drops more than MuGAN's
 
 
+def test_zmugan_thesis_sampling_keeps_every_sample_and_splits_by_prediction(setup, files, inversion):
+    """sampling "thesis" (Alg. 5): inv_members x samples_per_member images, all kept, labelled by the
+    original's argmax; D_f / D_r are the samples predicted as / not as the forget class."""
+    paths, _ = inversion
+    hp = {**INV_HP, "sampling": "thesis", "samples_per_member": 60}
+    settings = create_method({"method": "zmugan", **hp}).artefact_settings("synthetic_inversion")
+    out = files / "synthetic_thesis.npz"
+    job = stage_job(0, synthetic=out, info=files / "thesis.json", time=files / "thesis.time.json",
+                    grid=files / "thesis.png")
+    run_make_synthetic(job, str(files / "original.safetensors"), paths, "inversion", settings)
+    z = read_npz(out)
+    assert len(z["y"]) == INV_HP["inv_members"] * 60
+    assert np.array_equal(z["y"], predict_logits(setup.model, torch.from_numpy(z["x"]), CPU).argmax(1).numpy())
+    ctx = setup.context(0, {"synthetic_inversion": str(out)})
+    method = create_method({"method": "zmugan", **hp})
+    method.unlearn(copy.deepcopy(setup.model), setup.data_for(method), ctx)
+    assert ctx.info["n_forget"] == int((z["y"] == 0).sum())
+    assert ctx.info["n_forget"] + ctx.info["n_retain"] == len(z["y"])
+
+
+@pytest.mark.parametrize("name", ["mugan", "zmugan"])
+@pytest.mark.parametrize("bn_train", [True, False])
+def test_bn_train_moves_the_running_statistics_only_when_on(setup, name, bn_train):
+    """bn_train True (the thesis's model.train()): Alg. 8 updates BN running statistics; False: frozen."""
+    from unlearnbench.methods.mugan import impair_repair
+
+    x, y = setup.rd.tensors(setup.rd.test[:96])
+    model, original = copy.deepcopy(setup.model), setup.context().original
+    hp = create_method({"method": name, "bn_train": bn_train}).hp
+    impair_repair(model, original, x[:32], x[32:], y[32:], hp, 0, CPU, log=lambda s: None)
+    buffers = [k for k in model.state_dict() if "running_" in k]
+    assert buffers
+    moved = [k for k in buffers if not torch.equal(model.state_dict()[k], setup.model.state_dict()[k])]
+    assert moved == (buffers if bn_train else [])
+
+
+@pytest.mark.parametrize("mode", ["uniform", "uniform_normalized"])
+def test_random_input_is_uniform_in_pixels_or_in_the_normalised_space(setup, mode):
+    """The original's input u in Alg. 8: "uniform" is U[0,1) in pixels; "uniform_normalized" (the
+    reference's torch.rand after Normalize) is U[0,1) after the model's own normalisation."""
+    from unlearnbench.methods.mugan import impair_repair
+
+    original = setup.context().original
+    seen = []
+    handle = original.net.body.register_forward_pre_hook(lambda m, args: seen.append(args[0].clone()))
+    x, y = setup.rd.tensors(setup.rd.test[:320])
+    hp = create_method({"method": "mugan", "random_input": mode}).hp
+    impair_repair(copy.deepcopy(setup.model), original, x[:256], x[256:], y[256:], hp, 0, CPU, log=lambda s: None)
+    handle.remove()
+    assert len(seen) == 2 * 256 // hp["forget_batch_size"]  # per impair batch: original(u), then original(x_f)
+    z = torch.cat(seen[0::2])  # what the backbone saw: (u - mean) / std
+    u = z * original.std + original.mean
+    inside = z if mode == "uniform_normalized" else u
+    assert inside.min() >= -1e-6 and inside.max() < 1 + 1e-6
+    assert abs(inside.mean().item() - 0.5) < 0.01 and abs(inside.std().item() - 12 ** -0.5) < 0.01
+
+
 @pytest.mark.parametrize("name,kind", [("mugan", "synthetic_gan"), ("zmugan", "synthetic_inversion")])
 def test_methods_run_inside_their_access(setup, gans, inversion, name, kind):
     out = gans[1] if name == "mugan" else inversion[1]
@@ -249,13 +306,21 @@ def test_artefact_keys_are_the_generator_and_sampling_settings():
     assert create_method({"method": "mugan", "gan_epochs": 3}).artefact_settings("synthetic_gan")["gan_epochs"] == 3
     inv = create_method({"method": "zmugan", "inv_members": 2}).artefact_settings("synthetic_inversion")
     assert inv["inv_members"] == 2
+    # sampling "thesis": its own keys replace the quota's (the default's key is unchanged, above)
+    thesis = create_method({"method": "zmugan", "sampling": "thesis"}).artefact_settings("synthetic_inversion")
+    assert thesis["sampling"] == "thesis" and thesis["samples_per_member"] == 1000
+    assert not {"samples_per_class", "max_draw_factor", "min_fill"} & set(thesis)
+    assert create_method({"method": "zmugan", "sampling": "thesis", "samples_per_class": 7}).artefact_settings(
+        "synthetic_inversion") == thesis
 
 
 @pytest.mark.parametrize("name,hp", [("mugan", {"samples_per_class": 0}), ("mugan", {"gan_beta1": 1.0}),
                                      ("mugan", {"random_input": "gauss"}), ("mugan", {"gan_lr": 0.0}),
                                      ("zmugan", {"inv_members": 0}), ("zmugan", {"inv_div_metric": "l3"}),
                                      ("zmugan", {"temperature": 0.0}), ("zmugan", {"max_draw_factor": 0.5}),
-                                     ("zmugan", {"inv_output": "x"}), ("mugan", {"inv_steps": 3})])
+                                     ("zmugan", {"inv_output": "x"}), ("mugan", {"inv_steps": 3}),
+                                     ("zmugan", {"sampling": "all"}), ("zmugan", {"samples_per_member": 0}),
+                                     ("mugan", {"sampling": "thesis"})])
 def test_bad_hyperparameters_are_one_line_errors(name, hp):
     with pytest.raises(UserError) as e:
         create_method({"method": name, **hp})

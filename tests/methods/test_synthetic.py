@@ -147,6 +147,33 @@ def test_ensemble_shares_each_class_between_members():
     assert all(r["accept_rate"] == 1.0 for r in info["per_class"])
 
 
+def test_thesis_sampling_keeps_every_draw_labelled_by_the_original():
+    """zMuGAN sampling "thesis" (Alg. 5): members x samples_per_member images, none filtered, each
+    labelled by the original's argmax; every member maps the same (noise, random label) draws."""
+
+    class Member(nn.Module):  # conditioned brightness plus noise: some draws land on another class
+        noise_dim = 3
+
+        def forward(self, labels, z):
+            level = labels.argmax(1).float() / 9 + 0.1 * z[:, 0]
+            return level.view(-1, 1, 1, 1).expand(-1, 1, 8, 8).clamp(0, 1).contiguous()
+
+    model, members = Brightness(), [Member(), Member(), Member()]
+    s = {"sampling": "thesis", "samples_per_member": 70, "sample_batch": 32}
+    a, info = make_synthetic(model, members, "inversion", 10, s, 0, CPU)
+    assert a["x"].shape == (3 * 70, 1, 8, 8) and info["n"] == 210
+    assert np.array_equal(a["y"], model(torch.from_numpy(a["x"])).argmax(1).numpy())
+    assert np.bincount(a["source"]).tolist() == [70, 70, 70]
+    assert np.array_equal(a["x"][:70], a["x"][70:140])  # shared draws (KegNet's sample_kegnet_data)
+    drawn = [r["drawn"] for r in info["per_class"]]
+    assert sum(drawn) == 210 and min(drawn) > 0  # random labels cover the classes
+    assert 0 < a["accept_rate"].min() and a["accept_rate"].mean() < 1  # disagreeing draws are kept too
+    b, _ = make_synthetic(model, members, "inversion", 10, s, 0, CPU)
+    assert np.array_equal(a["x"], b["x"])
+    with pytest.raises(UserError, match="thesis"):
+        make_synthetic(model, members, "gan", 10, s, 0, CPU)
+
+
 def test_diversity_loss_rewards_distinct_images():
     z = torch.randn(16, 10, generator=generator(0))
     same = torch.rand(1, 1, 8, 8).expand(16, 1, 8, 8)

@@ -41,7 +41,7 @@ def default_dry_run(tmp_path_factory):
 
 def test_every_table_and_figure_target_is_planned(default_dry_run):
     out = default_dry_run
-    for t in TABLES:
+    for t in TABLES + ["mugan_table1", "mugan_table2"]:  # Tables 1-2: rule report_paper_table (no run)
         assert f"results/tables/{t}.csv" in out, t
     for f in FIGURES:
         assert f"results/figures/{f}.png" in out, f
@@ -184,6 +184,9 @@ def test_tiny_figures_and_paper_page(tiny_build):
     assert sorted(set(lines["x"])) == [ZMUGAN["samples_per_class"], MUGAN["samples_per_class"]]
     page = (wd / "results/papers/mugan.md").read_text()
     assert "tiny MuGAN table" in page and "../figures/mugan_tiny_heat.png" in page
+    # Tables 1-2 (declared access, parameter counts) come first, with their CSV
+    assert page.index("### MuGAN Table 1") < page.index("### MuGAN Table 2") < page.index("tiny MuGAN table")
+    assert "`results/tables/mugan_table2.csv` (tidy)" in page and "mugan_table2.tex" not in page
 
 
 def test_tiny_changes_reuse_artefacts_and_bad_inputs_fail_in_one_line(tiny_build, tiny_config):

@@ -18,6 +18,7 @@ from unlearnbench.errors import UserError
 from unlearnbench.methods import create_method
 from unlearnbench.infra.numerics import export as export_numerics
 from unlearnbench.report.figures import figure_reads
+from unlearnbench.report.ledger import ledger_rows
 
 _SCHEMA = os.path.join(workflow.basedir, "workflow", "schemas", "config.schema.json")
 try:

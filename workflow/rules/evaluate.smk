@@ -1,7 +1,10 @@
 # Stage 4: model outputs on every sample and metrics (accuracies, MIAs, distances), and the
-# paper-neutral run extras a study can ask for with `extras:` (relearn time and AIN, energy scores).
+# paper-neutral run extras a study can ask for with `extras:` (relearn time and AIN, energy scores,
+# the MuGAN thesis' MIA).
 # A run's cost (its own time plus every artefact it consumed) is summed by report_study from the
 # timing sidecars.
+
+from unlearnbench.metrics.cost import relearn_gold_key, relearn_settings
 
 
 rule evaluate:
@@ -65,6 +68,19 @@ rule evaluate_reference:
 
 RUN_EXTRAS["relearn"] = os.path.join(RUN_DIR, "relearn.json")
 RUN_EXTRAS["energy"] = os.path.join(RUN_DIR, "energy.json")
+RUN_EXTRAS["mia_thesis"] = os.path.join(RUN_DIR, "mia_thesis.json")
+
+# Relearn settings (metrics/cost.py relearn_settings): the `relearn` block (extra `relearn`, files
+# relearn_raw.json / relearn.json) and each named variant over it (`relearn_variants.<v>`, extra
+# `relearn.<v>`, files relearn.<v>_raw.json / relearn.<v>.json): the {rvariant} wildcard is "" or
+# ".<v>". Settings whose `gold` is {epochs, retain_fraction} divide by a reference-style gold model's
+# relearn time (rules train_relearn_gold, relearn_gold) instead of the retrained model's.
+RELEARN_VARIANTS = config.get("relearn_variants", {})
+RUN_EXTRAS.update({f"relearn.{v}": os.path.join(RUN_DIR, f"relearn.{v}.json") for v in RELEARN_VARIANTS})
+RVARIANT = rf"(\.({names_regex(RELEARN_VARIANTS)}))?"
+RELEARN_GOLDS = {relearn_gold_key(s): s["gold"] for s in [relearn_settings(config, rv) for rv in ["", *(f".{v}" for v in RELEARN_VARIANTS)]]
+                 if relearn_gold_key(s)}  # key -> {epochs, retain_fraction}
+RELEARN_GOLD = os.path.join(MODEL_DIR, "relearn_gold-{key}_{scenario}")
 
 
 rule relearn_measure:
@@ -76,13 +92,15 @@ rule relearn_measure:
         split=rules.make_split.output.split,
         request=rules.make_forget_request.output.request,
     output:
-        raw=os.path.join(RUN_DIR, "relearn_raw.json"),
+        raw=os.path.join(RUN_DIR, "relearn{rvariant}_raw.json"),
+    wildcard_constraints:
+        rvariant=RVARIANT,
     params:
-        settings=config.get("relearn", {}),
+        settings=lambda w: relearn_settings(config, w.rvariant),
         device=DEVICE,
         threads=THREADS,
     log:
-        os.path.join(R, "logs", "relearn_measure", "{dataset}", "{model}", "{training}", "s{seed}", "{scenario}", "{method}.log"),
+        os.path.join(R, "logs", "relearn_measure", "{dataset}", "{model}", "{training}", "s{seed}", "{scenario}", "{method}{rvariant}.log"),
     threads: THREADS
     resources:
         gpu=GPU,
@@ -93,19 +111,104 @@ rule relearn_measure:
 
 
 rule relearn_metrics:
-    # Relearn time and the Anamnesis Index against the retrained model of the same seed.
+    # Relearn time and the Anamnesis Index against the gold model of the same seed (the retrained model
+    # unless the settings name a reference-style gold).
     input:
-        own=os.path.join(RUN_DIR, "relearn_raw.json"),
-        retrain=lambda w: run_path(os.path.join(RUN_DIR, "relearn_raw.json"), w, method=retrain_method(w)),
+        own=os.path.join(RUN_DIR, "relearn{rvariant}_raw.json"),
+        retrain=lambda w: (run_path(os.path.join(RUN_DIR, "relearn{rvariant}_raw.json"), w, method=retrain_method(w))
+                           if relearn_gold_key(relearn_settings(config, w.rvariant)) is None else
+                           run_path(os.path.join(RELEARN_GOLD, "relearn{rvariant}_raw.json"), w,
+                                    key=relearn_gold_key(relearn_settings(config, w.rvariant)))),
     output:
-        json=RUN_EXTRAS["relearn"],
+        json=os.path.join(RUN_DIR, "relearn{rvariant}.json"),
+    wildcard_constraints:
+        rvariant=RVARIANT,
     log:
-        os.path.join(R, "logs", "relearn_metrics", "{dataset}", "{model}", "{training}", "s{seed}", "{scenario}", "{method}.log"),
+        os.path.join(R, "logs", "relearn_metrics", "{dataset}", "{model}", "{training}", "s{seed}", "{scenario}", "{method}{rvariant}.log"),
     localrule: True
     conda:
         ENV
     script:
         "../scripts/relearn_metrics.py"
+
+
+rule train_relearn_gold:
+    # AIN's reference-style gold model (relearn setting gold: {epochs, retain_fraction}): the original's
+    # recipe for `epochs` epochs, from scratch, on a seeded random fraction of the retain set (and, for a
+    # sparse original, its pruning mask). Only AIN reads it; no table row is made from it.
+    input:
+        unpack(pruning_mask),
+        data=rules.prepare_dataset.output.data,
+        split=rules.make_split.output.split,
+        request=rules.make_forget_request.output.request,
+    output:
+        ckpt=f"{RELEARN_GOLD}.safetensors",
+        log=f"{RELEARN_GOLD}.log.csv",
+        info=f"{RELEARN_GOLD}.json",
+        time=f"{RELEARN_GOLD}.time.json",
+        outputs=f"{RELEARN_GOLD}.outputs.npz",
+    params:
+        dataset=lambda w: config["datasets"][w.dataset],
+        model=lambda w: model_spec(w.model),
+        recipe=lambda w: config["training"][w.training],
+        gold=lambda w: RELEARN_GOLDS[w.key],
+        device=DEVICE,
+        threads=THREADS,
+    log:
+        os.path.join(R, "logs", "train_relearn_gold", "{dataset}", "{model}", "{training}", "s{seed}", "relearn_gold-{key}_{scenario}.log"),
+    threads: THREADS
+    resources:
+        gpu=GPU,
+    conda:
+        ENV
+    script:
+        "../scripts/train_relearn_gold.py"
+
+
+rule relearn_gold:
+    # The reference-style gold model's relearn time, with the settings of {rvariant} (on a copy).
+    input:
+        ckpt=rules.train_relearn_gold.output.ckpt,
+        original=rules.train_original.output.ckpt,
+        data=rules.prepare_dataset.output.data,
+        split=rules.make_split.output.split,
+        request=rules.make_forget_request.output.request,
+    output:
+        raw=os.path.join(RELEARN_GOLD, "relearn{rvariant}_raw.json"),
+    wildcard_constraints:
+        rvariant=RVARIANT,
+    params:
+        settings=lambda w: relearn_settings(config, w.rvariant),
+        device=DEVICE,
+        threads=THREADS,
+    log:
+        os.path.join(R, "logs", "relearn_gold", "{dataset}", "{model}", "{training}", "s{seed}", "relearn_gold-{key}_{scenario}{rvariant}.log"),
+    threads: THREADS
+    resources:
+        gpu=GPU,
+    conda:
+        ENV
+    script:
+        "../scripts/relearn_gold.py"
+
+
+rule mia_thesis:
+    # The MuGAN thesis' MIA as its code computes it (metrics/mia.py thesis_mia): one entropy attack fitted
+    # on every retain sample vs every test sample; % of the forget set it calls member.
+    input:
+        outputs=outputs_of,
+        data=rules.prepare_dataset.output.data,
+        split=rules.make_split.output.split,
+        request=rules.make_forget_request.output.request,
+    output:
+        json=RUN_EXTRAS["mia_thesis"],
+    log:
+        os.path.join(R, "logs", "mia_thesis", "{dataset}", "{model}", "{training}", "s{seed}", "{scenario}", "{method}.log"),
+    localrule: True
+    conda:
+        ENV
+    script:
+        "../scripts/mia_thesis.py"
 
 
 rule energy_scores:

@@ -74,7 +74,7 @@ def run_data_view(job: Job, data: str, split: str, request: str, view: str) -> N
 
 # --------------------------------------------------------------------------- training
 def _train(job: Job, data: str, split: str, request: str | None, dataset_spec: dict, model_spec: dict, recipe: dict,
-           replica: int = 0, mask: str | None = None) -> None:
+           replica: int = 0, mask: str | None = None, retain_fraction: float | None = None) -> None:
     seed = job.seed
     train_seed = seed + 1000 * replica  # an independent retrain: other init and batch order
     dev = job.start(train_seed)
@@ -87,6 +87,8 @@ def _train(job: Job, data: str, split: str, request: str | None, dataset_spec: d
         check_request(req, split_d, rd_data["y"], request)
         train_idx, kind, scenario = np.asarray(req["retain"]), "retrain", req["scenario"]
         val_idx = val_idx[~np.isin(rd_data["y"][val_idx], req["forget_classes"])]
+        if retain_fraction is not None:  # the reference-style gold model of AIN (run_train_relearn_gold)
+            train_idx, kind = gold_subset(train_idx, retain_fraction, seed), "relearn_gold"
     model = new_model(rd_data, model_spec)
     t_idx, v_idx = torch.as_tensor(train_idx), torch.as_tensor(val_idx)
     extra = {}
@@ -99,8 +101,11 @@ def _train(job: Job, data: str, split: str, request: str | None, dataset_spec: d
             log = train_with_mask(model, x[t_idx], y[t_idx], m, recipe, train_seed, dev, val=(x[v_idx], y[v_idx]), desc=kind)
             extra = {"sparsity": sparsity_of(model, m), "pruning": m_meta.get("pruning")}
         usage.extra["epoch_seconds"] = [row.pop("seconds") for row in log]
+    if retain_fraction is not None:
+        extra["retain_fraction"] = retain_fraction
     meta = model_meta(rd_data, model_spec, kind=kind, seed=seed, replica=replica, recipe=recipe, **extra,
-                      config_hash=config_hash(dataset_spec, model_spec, recipe, seed, scenario))
+                      config_hash=config_hash(dataset_spec, model_spec, recipe, seed, scenario,
+                                              *([retain_fraction] if retain_fraction is not None else [])))
     save_model(job.out["ckpt"], model, meta)
     write_csv_rows(job.out["log"], log)
     write_json(job.out["info"], {"kind": kind, "seed": seed, "replica": replica, "final": log[-1], "n_train": int(len(train_idx))})
@@ -116,6 +121,26 @@ def run_train_retrain(job: Job, data: str, split: str, request: str, dataset_spe
     """The gold model: same recipe, fresh initialisation, retain set only (and, for a sparse
     original, the same pruning mask)."""
     _train(job, data, split, request, dataset_spec, model_spec, recipe, replica=replica, mask=mask)
+
+
+def gold_subset(retain: np.ndarray, fraction: float, seed: int) -> np.ndarray:
+    """The seeded random `fraction` of the retain set a reference-style gold model trains on (not
+    stratified, as the MuGAN code's random_split; at least one sample), sorted."""
+    n = max(1, int(round(fraction * len(retain))))
+    return np.sort(np.random.default_rng([seed, 21]).permutation(np.asarray(retain))[:n])
+
+
+def run_train_relearn_gold(job: Job, data: str, split: str, request: str, dataset_spec: dict, model_spec: dict,
+                           recipe: dict, gold: dict, mask: str | None = None) -> None:
+    """AIN's reference-style gold model (relearn setting `gold: {epochs, retain_fraction}`): the
+    original's recipe run for `gold.epochs` epochs, from scratch, on a seeded random
+    `gold.retain_fraction` of the retain set (the MuGAN code: 15 epochs on 95 % of D_r). It is used
+    only as the denominator of AIN, never as a table row."""
+    epochs, fraction = int(gold["epochs"]), float(gold["retain_fraction"])
+    if epochs < 1 or not 0 < fraction <= 1:
+        raise UserError(f"relearn gold model: epochs must be >= 1 and retain_fraction in (0, 1], got {gold}")
+    _train(job, data, split, request, dataset_spec, model_spec, {**recipe, "epochs": epochs}, mask=mask,
+           retain_fraction=fraction)
 
 
 # --------------------------------------------------------------------------- unlearning

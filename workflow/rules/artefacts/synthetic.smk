@@ -23,7 +23,8 @@ rule make_synthetic:
             [run_path(rules.train_gan.output.generator, w, key=settings_key(SYNTHETIC_SETTINGS(w), GAN_KEYS), cls=c)
              for c in range(dataset_classes(config["datasets"][w.dataset]))]
             if w.kind == "gan" else
-            [run_path(rules.train_kegnet.output.generator, w, key=settings_key(SYNTHETIC_SETTINGS(w), KEGNET_KEYS), member=i)
+            [run_path(rules.train_kegnet.output.generator, w, key=settings_key({k: v for k, v in SYNTHETIC_SETTINGS(w).items() if k in KEGNET_KEYS}),
+                      member=i)
              for i in range(int(SYNTHETIC_SETTINGS(w)["inv_members"]))]
         ),
     output:

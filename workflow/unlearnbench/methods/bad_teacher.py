@@ -15,6 +15,14 @@ temperature 1, Adam lr 1e-4, 1 epoch, batch 256, 30 % of the retain set. Differe
 (named choices): the KL is the batch mean (the code uses F.kl_div's element-wise mean, i.e. the same
 loss divided by the number of classes; Adam is nearly invariant to that scale) and BatchNorm
 statistics stay frozen by default (`bn_train`).
+
+Options (issue #21; reference = vikram2000b/bad-teaching-unlearning):
+- `bn_train` False (default, choice): the student's BN layers in eval mode, running statistics stay
+  the original's. True (paper-exact): the student trains in train mode, its running statistics
+  follow the forget+retain batches. The reference never sets the student's mode: unlearn.py:21-37
+  (unlearning_step) and 67-88 (blindspot_unlearner) call neither train() nor eval() on it, and the
+  notebook (CIFARSuper20_Rocket_Unlearn.ipynb, the blindspot cell) builds it fresh
+  (`ResNet18(...)` + load_state_dict), i.e. in torch's default train mode.
 """
 
 from __future__ import annotations
@@ -63,7 +71,7 @@ class BadTeacher(UnlearningMethod):
         "weight_decay": 0.0,
         "temperature": 1.0,       # paper/code: KL temperature 1
         "retain_fraction": 0.3,   # paper/code: 30 % of the retain set
-        "bn_train": False,        # choice: keep the original's BN statistics
+        "bn_train": False,        # choice: keep the original's BN statistics (code: True)
     }
     checks = {"temperature": gt(0), "retain_fraction": between(0, 1, low_open=True)}
 

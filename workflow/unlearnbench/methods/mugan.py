@@ -18,14 +18,18 @@ that their training time is part of every MuGAN run's artefact cost (time_artefa
    temperature T, u uniform random inputs of x_f's shape (parts/losses.kd_kl: batch-mean
    KL(original || model) * T^2, the reference's DistillKL); then repair: one pass of CE over D_r
    (batch `retain_batch_size`); one optimiser (Adam, `lr`) for both. BatchNorm in train mode
-   throughout (`bn_train`, the reference's model.train()); the frozen original in eval mode.
+   throughout (`bn_train` True, paper-exact: the reference's model.train(),
+   execute_unlearning_algorithms.py:118 and unlearning_techniques.py:45; False freezes the running
+   statistics); the frozen original in eval mode.
 Multi-class forgetting works unchanged (D_f holds every forget class's samples). Random (sample)
 forgetting is not supported: the GANs are per class.
 
 Choices: u ~ U[0,1) in pixel space (`random_input` "uniform"); the reference feeds torch.rand to a
-model whose inputs are normalised with mean = std = 0.5, i.e. U[0,1) in the normalised space,
-available as "uniform_normalized" (u = mean + std * U[0,1) in pixels). D_f and D_r are shuffled
-(Alg. 5 shuffles both; the reference does not shuffle D_f).
+model whose inputs are normalised with mean = std = 0.5 (unlearning_techniques.py:54, datasets.py:12-15
+Normalize((0.5,)*3, (0.5,)*3)), i.e. U[0,1) in the normalised space: "uniform_normalized"
+(paper-exact; u = mean + std * U[0,1) in pixels, so the model's (u - mean) / std is U[0,1) for any
+dataset's mean/std). D_f and D_r are shuffled (Alg. 5 shuffles both; the reference does not
+shuffle D_f).
 """
 
 from __future__ import annotations

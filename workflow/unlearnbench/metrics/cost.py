@@ -6,8 +6,12 @@ generators, attackers...), each read from that artefact's `*.time.json`. `time_s
 time column) is that total; `time_step_s` is the unlearning step alone; speed-ups divide the
 retrained model's training time by each.
 
-AIN = relearn time of a model / relearn time of the retrained model. Relearn times are censored
-at a cap; the AIN of a capped value is a bound, and when both are capped it is undefined.
+AIN = relearn time of a model / relearn time of the gold model: the retrained model, or, where the
+relearn settings say `gold: {epochs, retain_fraction}`, a reference-style gold model (rules
+train_relearn_gold, relearn_gold). Relearn times are censored at a cap; the AIN of a capped value is
+a bound, and when both are capped it is undefined. The relearn settings of the extra `relearn` are
+the config's `relearn` block; those of the extra `relearn.<v>` are variant v of `relearn_variants`
+over that block (`relearn_settings`, read while Snakemake builds the DAG: torch-free).
 """
 
 from __future__ import annotations
@@ -16,10 +20,24 @@ import math
 from statistics import median
 
 from ..io import read_json, write_json
+from ..keys import settings_key
 
 # ain_*_censor: 0 exact, 1 lower bound (>=; the model hit the cap), -1 upper bound (<=; retrain hit
 # the cap), 2 undefined (both capped).
 EXACT, LOWER, UPPER, UNDEFINED = 0, 1, -1, 2
+
+
+def relearn_settings(config: dict, rvariant: str = "") -> dict:
+    """The relearn settings of a relearn file: "" = the `relearn` block (extra `relearn`), ".<v>" = variant
+    v of `relearn_variants` over it (extra `relearn.<v>`). Defaults stay the library's (metrics/relearn.py)."""
+    base = config.get("relearn", {})
+    return base if not rvariant else {**base, **config["relearn_variants"][rvariant[1:]]}
+
+
+def relearn_gold_key(settings: dict) -> str | None:
+    """The key naming the reference-style gold model of these settings; None: the retrained model is the gold."""
+    gold = settings.get("gold", "retrain")
+    return None if gold == "retrain" else settings_key(gold)
 
 
 def ain(value: float, retrain_value: float) -> float:

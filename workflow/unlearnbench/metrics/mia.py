@@ -8,6 +8,9 @@ scores in tables are percentages of the forget set.
 
 Inputs are softmax probabilities `p` [N, K] and labels `y` [N].
 
+One exception, `mia_thesis` (`thesis_mia`, rule mia_thesis, extras [mia_thesis]): the MuGAN thesis'
+MIA exactly as its code computes it, with no subsampling and no self-evaluation (see there).
+
 Self-evaluation (`evaluate_attacks`): an attack whose own balanced accuracy on held-out shadow data
 is at chance says nothing about the forget set (its verdict there is an arbitrary extrapolation).
 Each attack is cross-fitted on two halves of the shadow data; its pooled held-out balanced accuracy
@@ -199,6 +202,26 @@ REPORTS_NON_MEMBER = frozenset({"svc"})
 def all_attacks(shadow: Shadow, p_forget: np.ndarray, y_forget: np.ndarray) -> dict[str, np.ndarray]:
     """Every attack's member flags on the forget set (fitted on all of `shadow`), keyed by metric name."""
     return {name: fit(shadow)(p_forget, y_forget) for name, fit in FITTERS.items()}
+
+
+# --------------------------------------------------------------------------- the MuGAN thesis' MIA
+def thesis_mia(p_retain: np.ndarray, y_retain: np.ndarray, p_test: np.ndarray, y_test: np.ndarray,
+               p_forget: np.ndarray, y_forget: np.ndarray) -> dict[str, Any]:
+    """The MuGAN thesis' MIA (metric `mia_thesis`) as its code computes it (DataSystemsGroupUT/
+    zero-shot-machine-unlearning, evaluation.get_membership_attack_prob): the entropy attack of
+    `fit_entropy_lr` (balanced logistic regression on the output entropy) fitted ONCE, on every
+    retain training sample (member) against the whole test set (non-member; the forgotten classes'
+    test samples included), with no subsampling and no cross-fitting; then its prediction on the
+    forget set. `score` = % of forget samples called member (the thesis' tables: 100 x the code's
+    mean prediction). There is no held-out self-evaluation: `fit_bacc` is the attack's balanced
+    accuracy on the very data it was fitted on (in-sample; recorded, never used to blank a cell)."""
+    shadow = Shadow(p_retain, y_retain, p_test, y_test)
+    predict = fit_entropy_lr(shadow)
+    flags = predict(p_forget, y_forget)
+    tpr, tnr = float(predict(p_retain, y_retain).mean()), float(1 - predict(p_test, y_test).mean())
+    return {"score": float(flags.mean() * 100) if len(flags) else float("nan"), "member_flags": flags,
+            "fit_bacc": (tpr + tnr) / 2, "n_members": int(len(y_retain)), "n_nonmembers": int(len(y_test)),
+            "n_forget": int(len(y_forget))}
 
 
 # --------------------------------------------------------------------------- self-evaluation

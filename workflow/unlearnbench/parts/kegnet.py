@@ -2,7 +2,7 @@
 "Knowledge Extraction with No Observable Data", NeurIPS 2019, code snudatalab/KegNet).
 
 A conditional generator G(y, z) (z ~ N(0, I) of `inv_noise_dim`, y one-hot) and a decoder D(x) -> z
-are trained against the frozen original classifier f (eval mode, no data at all) on
+are trained against the frozen original classifier f (eval mode by default, no data at all) on
     loss = CE(f(G(y, z)), y) + alpha * MSE(D(G(y, z)), z) + beta * L_div(z, G(y, z))     (Eq. 11)
 where CE equals KegNet's KL to the one-hot label and L_div = exp(-mean_ij d_z(i,j) * d_x(i,j)) with
 d_z the mean squared difference of the noises and d_x the mean (squared or absolute) difference of
@@ -16,9 +16,35 @@ channel (its classifiers take normalised inputs); here the output is tanh mapped
 because every model of this project normalises inside. Decoder: KegNet's MLP (120 units, ELU +
 BatchNorm, `inv_dec_layers` hidden layers). An ensemble of `inv_members` generators, each trained
 from its own seed (KegNet: seed 2019 + index), one file per member.
+
+Paper-exact options (issue #21; method hyperparameters of zMuGAN, INVERSION_KEYS). The reference is
+snudatalab/KegNet, src/kegnet/generator/{train.py,models.py,loss.py}; the thesis's own KegNet code
+(keg_net_work.tar.bz2 in DataSystemsGroupUT/zero-shot-machine-unlearning) is not retrievable.
+Each default keeps this module's earlier behaviour:
+- `inv_classifier_mode` ("eval" | "train"; KegNet-exact "train"): KegNet's `update()` (train.py)
+  calls `generator.train()` only; the classifier, built by `init_classifier` and loaded with
+  `load_checkpoints`, is never put in eval mode, so it runs in train mode during the whole
+  inversion: BatchNorm normalises with the generated batch's statistics (and updates its running
+  statistics), dropout (if any) is active. "train" does that on a private copy of the original,
+  so the caller's model, weights and BatchNorm statistics are untouched in both settings. The
+  thesis (Sec. 3.1.2) does not say; "eval" (frozen teacher) is this project's choice.
+- `inv_output` ("tanh" | "standardize" | "kegnet"; KegNet-exact "kegnet"): KegNet's
+  ImageGenerator.forward (models.py) ends with `normalize_images`: every generated image is
+  standardised per channel, (t - mean_hw) / std_hw (torch's unbiased std, no epsilon), and that
+  tensor is the classifier's input (KegNet's classifiers take normalised images,
+  utils/data.py transforms.Normalize). "kegnet" does exactly that: pixels mean + std * z with the
+  classifier's mean/std, not clipped, so the model's own normalisation gives back z (the samples
+  may leave [0,1]). "standardize" is the earlier approximation (std + 1e-6, pixels clipped to
+  [0,1]); "tanh" (default) maps the tanh output to [0,1] pixels.
+- `inv_div_metric` ("l1" | "l2"; KegNet-code "l1", thesis-text "l2"): the image distance of the
+  diversity term. KegNet's train.py builds `DiversityLoss(metric='l1')` (loss.py: mean |x_i - x_j|
+  over the flattened image; the noise distance is always the mean squared difference); the
+  thesis's Alg. 6 writes metric='L2' (mean (x_i - x_j)^2). The default "l2" follows the thesis.
 """
 
 from __future__ import annotations
+
+import copy
 
 import torch
 import torch.nn.functional as F
@@ -33,10 +59,13 @@ from .gan import depth_for
 
 # Settings that determine one inversion generator (method hyperparameter names; methods/zmugan.py).
 INVERSION_KEYS = ("inv_noise_dim", "inv_width", "inv_steps", "inv_batch_size", "inv_lr", "inv_alpha", "inv_beta",
-                  "inv_div_metric", "inv_dec_layers", "inv_output")
+                  "inv_div_metric", "inv_dec_layers", "inv_output", "inv_classifier_mode")
+# Keys added after artefacts were first written: a settings dict without them means the default.
+OPTIONAL_DEFAULTS = {"inv_classifier_mode": "eval"}
 INVERSION_KIND = "inversion_generator"
 DIV_METRICS = ("l1", "l2")
-OUTPUTS = ("tanh", "standardize")
+OUTPUTS = ("tanh", "standardize", "kegnet")
+CLASSIFIER_MODES = ("eval", "train")
 
 
 class InversionGenerator(nn.Module):
@@ -44,7 +73,8 @@ class InversionGenerator(nn.Module):
 
     output "tanh": pixels (t + 1) / 2 of the tanh output t. "standardize": KegNet's per-image,
     per-channel standardisation of t, read as the classifier's normalised input (pixels
-    mean + std * z with the classifier's mean/std) and clipped to [0,1]."""
+    mean + std * z with the classifier's mean/std) and clipped to [0,1]. "kegnet": exactly KegNet's
+    `normalize_images` (unbiased std, no epsilon) and no clipping: (pixels - mean) / std = z."""
 
     def __init__(self, num_classes: int, channels: int, image_size: int, noise_dim: int = 10, width: int = 64,
                  output: str = "tanh", mean: list[float] | None = None, std: list[float] | None = None):
@@ -72,6 +102,9 @@ class InversionGenerator(nn.Module):
         t = self.conv(h.view(h.shape[0], h.shape[1], 1, 1))
         if self.output == "tanh":
             return (t + 1) / 2
+        if self.output == "kegnet":
+            z = (t - t.mean(dim=(2, 3), keepdim=True)) / t.flatten(2).std(dim=2)[..., None, None]
+            return self.mean + self.std * z
         z = (t - t.mean(dim=(2, 3), keepdim=True)) / (t.flatten(2).std(dim=2)[..., None, None] + 1e-6)
         return (self.mean + self.std * z).clamp(0, 1)
 
@@ -112,6 +145,21 @@ def member_seed(seed: int, member: int) -> int:
     return (int(seed) * 1_000_003 + 2019 + int(member) * 104_729) % 2**31
 
 
+def inversion_settings(settings: dict) -> dict:
+    """The INVERSION_KEYS of `settings` (a key of OPTIONAL_DEFAULTS may be missing: its default)."""
+    return {k: settings[k] if k in settings or k not in OPTIONAL_DEFAULTS else OPTIONAL_DEFAULTS[k]
+            for k in INVERSION_KEYS}
+
+
+def inversion_classifier(original: nn.Module, mode: str) -> nn.Module:
+    """The classifier an inversion trains against: `original` itself in eval mode ("eval"), or a
+    train-mode copy of it ("train", KegNet's code: batch statistics, running statistics updated on
+    the copy only)."""
+    if mode not in CLASSIFIER_MODES:
+        raise UserError(f"inversion: inv_classifier_mode must be eval or train, got {mode!r}")
+    return copy.deepcopy(original).train() if mode == "train" else original.eval()
+
+
 def _freeze(model: nn.Module) -> list[bool]:
     flags = [p.requires_grad for p in model.parameters()]
     for p in model.parameters():
@@ -122,10 +170,11 @@ def _freeze(model: nn.Module) -> list[bool]:
 def train_inversion(original: nn.Module, num_classes: int, channels: int, image_size: int, settings: dict,
                     seed: int, device: torch.device, mean: list[float] | None = None,
                     std: list[float] | None = None) -> tuple[dict, dict]:
-    """Train one inversion generator against the frozen `original` (eval mode; its weights and BN
-    statistics are untouched). Returns (generator state dict on the CPU, info with a log of window
-    means: cls, dec, div, total loss and the accuracy of f on the generated batch)."""
-    s = {k: settings[k] for k in INVERSION_KEYS}
+    """Train one inversion generator against the frozen `original` (eval mode, or with
+    inv_classifier_mode "train" a train-mode copy of it; either way its weights and BN statistics
+    are untouched). Returns (generator state dict on the CPU, info with a log of window means: cls,
+    dec, div, total loss and the accuracy of f on the generated batch)."""
+    s = inversion_settings(settings)
     if s["inv_div_metric"] not in DIV_METRICS:
         raise UserError(f"inversion: inv_div_metric must be l1 or l2, got {s['inv_div_metric']!r}")
     gen = generator(seed)
@@ -135,7 +184,7 @@ def train_inversion(original: nn.Module, num_classes: int, channels: int, image_
                                s["inv_output"], mean, std)
         Dec = NoiseDecoder(channels * image_size * image_size, int(s["inv_noise_dim"]), int(s["inv_dec_layers"]))
     G, Dec = G.to(device), Dec.to(device)
-    original.eval()
+    original = inversion_classifier(original, s["inv_classifier_mode"])
     flags = _freeze(original)
     opt = make_optimizer(list(G.parameters()) + list(Dec.parameters()), "adam", float(s["inv_lr"]))
     steps, bs, nz = int(s["inv_steps"]), int(s["inv_batch_size"]), int(s["inv_noise_dim"])
@@ -212,7 +261,7 @@ def run_train_inversion(job: Job, original_ckpt: str, settings: dict, member: in
     dev = job.start()
     seed = job.seed
     model, meta = load_model(original_ckpt, dev)
-    s = {k: settings[k] for k in INVERSION_KEYS}
+    s = inversion_settings(settings)
     member = int(member)
     if member < 0:
         raise UserError(f"train_kegnet: member must be >= 0, got {member}")

@@ -13,6 +13,12 @@ and the class fails only if the whole ensemble does). Generators sample in eval 
 running statistics), in batches of `sample_batch`; every (class, member) draws from its own seeded
 CPU generator, so a class's samples do not depend on the other classes.
 
+Sampling "thesis" (zMuGAN only, settings `sampling` and `samples_per_member`; thesis Alg. 5 and
+Sec. 4.4): no filter and no quota. One draw of `samples_per_member` noise vectors and uniformly random
+one-hot labels is fed to every ensemble member (as KegNet's `sample_kegnet_data`), every image is
+kept and labelled by the original model's argmax: members x samples_per_member images. accept_rate
+is then the share of the images conditioned on class c that the original predicts as c.
+
 The artefact is an .npz: x float32 [N,C,H,W] in [0,1] (not quantised: the filter saw these floats),
 y int64 (the generator's class = the original's prediction), source int64 (the class GAN or the
 ensemble member that made each sample), accept_rate float64 per class, kind, format.
@@ -76,10 +82,49 @@ def shares(total: int, parts: int) -> list[int]:
     return [total // parts + (1 if i < total % parts else 0) for i in range(parts)]
 
 
+@torch.no_grad()
+def sample_unfiltered(model: torch.nn.Module, generators: list, num_classes: int, per_member: int, batch: int,
+                      seed: int, device: torch.device) -> tuple[dict, dict]:
+    """Sampling "thesis": every member maps the same `per_member` (noise, random label) draws; every
+    image is kept with the original's argmax as its label. Returns (arrays, info) as make_synthetic."""
+    model.eval()
+    gen = generator(draw_seed(seed, 0, 0))
+    z = torch.randn(per_member, generators[0].noise_dim, generator=gen)
+    cond = torch.randint(num_classes, (per_member,), generator=gen)
+    onehot = torch.nn.functional.one_hot(cond, num_classes).float()
+    xs, ys, src = [], [], []
+    for m, g in enumerate(generators):
+        g.eval()
+        for i in range(0, per_member, batch):
+            x = g(onehot[i:i + batch].to(device), z[i:i + batch].to(device))
+            xs.append(x.float().cpu())
+            ys.append(model(x).argmax(1).cpu())
+        src.append(torch.full((per_member,), m, dtype=torch.long))
+    x, y, c = torch.cat(xs), torch.cat(ys), cond.repeat(len(generators))
+    per_class = [{"class": k, "drawn": int((c == k).sum()), "accepted": int(((c == k) & (y == k)).sum()),
+                  "kept": int((y == k).sum()), "short": 0} for k in range(num_classes)]
+    for r in per_class:
+        r["accept_rate"] = r["accepted"] / max(r["drawn"], 1)
+    arrays = {"x": x.numpy().astype(np.float32), "y": y.numpy(), "source": torch.cat(src).numpy(),
+              "accept_rate": np.asarray([r["accept_rate"] for r in per_class], dtype=np.float64),
+              "kind": np.asarray("inversion"), "format": np.asarray(SYNTHETIC_FORMAT)}
+    info = {"kind": "inversion", "settings": {"sampling": "thesis", "samples_per_member": per_member,
+                                              "sample_batch": batch}, "seed": seed, "n": int(len(x)),
+            "per_class": per_class, "pixel_min": float(x.min()), "pixel_max": float(x.max())}
+    return arrays, info
+
+
 def make_synthetic(model: torch.nn.Module, generators: list, kind: str, num_classes: int, settings: dict,
                    seed: int, device: torch.device) -> tuple[dict, dict]:
     """The filtered dataset. `generators`: for kind "gan" a list indexed by class (one DCGenerator
-    each); for "inversion" the ensemble members (InversionGenerator). Returns (arrays, info)."""
+    each); for "inversion" the ensemble members (InversionGenerator). Returns (arrays, info).
+    settings["sampling"] "thesis" (inversion only): sample_unfiltered instead (module docstring)."""
+    if settings.get("sampling", "quota") == "thesis":
+        per_member, batch = int(settings["samples_per_member"]), int(settings["sample_batch"])
+        if kind != "inversion" or per_member < 1 or batch < 1:
+            raise UserError(f"synthetic data: sampling 'thesis' needs kind inversion, samples_per_member and "
+                            f"sample_batch >= 1, got kind {kind!r}, {per_member}, {batch}")
+        return sample_unfiltered(model, generators, num_classes, per_member, batch, seed, device)
     s = {k: settings[k] for k in SAMPLE_KEYS if k != "min_fill"}
     s["min_fill"] = float(settings.get("min_fill", 1.0))  # 1: every class full (the default)
     need, factor, batch = int(s["samples_per_class"]), float(s["max_draw_factor"]), int(s["sample_batch"])
@@ -234,7 +279,9 @@ def run_make_synthetic(job: Job, original_ckpt: str, generator_paths: list[str],
     write_npz(job.out["synthetic"], **arrays)
     rates = ", ".join(f"{r['class']}:{r['accept_rate']:.0%}" + (f" ({r['kept']} kept)" if r["short"] else "")
                       for r in info["per_class"])
-    head = f"{'MuGAN class GANs' if kind == 'gan' else 'zMuGAN inversion ensemble'}: accepted samples"
+    every = info["settings"].get("sampling") == "thesis"
+    head = (f"{'MuGAN class GANs' if kind == 'gan' else 'zMuGAN inversion ensemble'}: "
+            + ("every sample, by the original's label" if every else "accepted samples"))
     save_grid_png(job.out["grid"], arrays["x"], arrays["y"], k, title=head + ("\nacceptance " + rates if k <= 10 else ""))
     write_json(job.out["info"], info)
     print(f"synthetic {kind}: {info['n']} images, acceptance per class {rates} in {usage.seconds:.1f}s", flush=True)

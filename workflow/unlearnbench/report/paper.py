@@ -1,5 +1,5 @@
 """Paper index pages (rule report_paper): results/papers/<paper>.md embeds each of the paper's
-tables (their rendered Markdown) and links its figures."""
+tables (their rendered Markdown: its tables of declarations, then its studies) and links its figures."""
 
 from __future__ import annotations
 
@@ -8,6 +8,10 @@ from pathlib import Path
 from typing import Any
 
 from ..io import write_text
+
+# the files a table has beside its Markdown (a study table all of them; a paper's table of
+# declarations, rule report_paper_table, only the CSV)
+SIBLINGS = ((".csv", " (tidy)"), (".cost.csv", " (timings)"), (".tex", ""))
 
 
 def run_report_paper(name: str, paper: dict[str, Any], tables: list[str], figures: list[str], out_md: str) -> None:
@@ -20,8 +24,8 @@ def run_report_paper(name: str, paper: dict[str, Any], tables: list[str], figure
     for t in tables:
         text = Path(t).read_text()
         body = text.split("\n", 1)[1] if text.startswith("# ") else text
-        lines += [f"### {text.splitlines()[0].lstrip('# ').strip()}", "",
-                  f"Files: `{t}`, `{t[:-3]}.csv` (tidy), `{t[:-3]}.cost.csv` (timings), `{t[:-3]}.tex`.", "",
+        files = [f"`{t}`"] + [f"`{t[:-3]}{ext}`{what}" for ext, what in SIBLINGS if Path(t[:-3] + ext).exists()]
+        lines += [f"### {text.splitlines()[0].lstrip('# ').strip()}", "", f"Files: {', '.join(files)}.", "",
                   body.strip(), ""]
     if figures:
         lines += ["## Figures", ""]

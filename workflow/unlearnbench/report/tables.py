@@ -32,7 +32,7 @@ LABELS = {
     "acc_forget": "UA", "acc_retain": "RA", "acc_test_retain": "TA", "acc_test_forget": "TA-forget",
     "acc_val": "VA", "acc_test_retain_classmean": "TA (class mean)", "sparsity": "Sparsity", "acc_val_forget": "VA-forget", "mia_svc_efficacy": "MIA-eff.", "mia_entropy_lr": "MIA-ent", "mia_prob_lr": "MIA-prob",
     "mia_sm_correctness": "MIA-corr", "mia_sm_confidence": "MIA-conf", "mia_sm_entropy": "MIA-entr",
-    "mia_sm_mentropy": "MIA-mentr", "mia_lira": "LiRA", "mia_lira_prob": "LiRA P(member)", "js_forget_pred": "JS(pred)", "dist_original": "‖θ−θ₀‖",
+    "mia_sm_mentropy": "MIA-mentr", "mia_lira": "LiRA", "mia_lira_prob": "LiRA P(member)", "mia_thesis": "MIA (thesis)", "js_forget_pred": "JS(pred)", "dist_original": "‖θ−θ₀‖",
     "dist_retrain": "‖θ−θ_r‖", "time_s": "Time (s)", "time_step_s": "Step (s)", "time_artefacts_s": "Artefacts (s)",
     "peak_mem_mb": "Mem (MB)", "speedup": "Speed-up", "speedup_step": "Speed-up (step)", "avg_gap": "Avg. gap",
     "relearn_epochs": "RT (epochs)", "relearn_steps": "RT (steps)", "ain_epochs": "AIN (epochs)", "ain_steps": "AIN (steps)",

@@ -45,43 +45,30 @@ class ActivationTap:
 
     `layers="auto"`: a probe forward (eval mode, no grad) lists every module call with a 4-D output;
     for each spatial resolution above 1x1 the last such call is kept (the end of each stage, as the
-    ZSKT/GKT models expose them). Otherwise a comma-separated list of module names (first call of
-    each). Two models of the same architecture give activations of matching shapes."""
+    ZSKT/GKT models expose them). `layers="conv_blocks"`: one activation per conv block, i.e. per
+    nn.Conv2d call, taken at the end of the block: the last of the norm/activation module calls
+    that directly follow the conv with its output's shape (conv -> BatchNorm -> ReLU gives the ReLU's
+    output, as the reference AllCNN returns actv1..actv8), or the conv's own output if none follows;
+    blocks whose output is 1x1 or smaller are left out, as in "auto" (their attention map is the
+    constant 1). Otherwise a comma-separated list of module names (first call of each). Two models
+    of the same architecture give activations of matching shapes."""
 
     def __init__(self, model: nn.Module, probe: torch.Tensor, layers: str = "auto"):
         self.model = model
         modules = dict(model.named_modules())
         if layers == "auto":
-            calls: list[tuple[str, int, tuple]] = []
-            counts: dict[str, int] = {}
-            handles = []
-            for name, m in modules.items():
-                if name == "":
-                    continue
-
-                def hook(mod, inp, out, name=name):
-                    counts[name] = counts.get(name, 0) + 1
-                    if isinstance(out, torch.Tensor) and out.dim() == 4:
-                        calls.append((name, counts[name], tuple(out.shape[-2:])))
-                handles.append(m.register_forward_hook(hook))
-            was = model.training
-            model.eval()
-            try:
-                with torch.no_grad():
-                    model(probe)
-            finally:
-                model.train(was)
-                for h in handles:
-                    h.remove()
             last: dict[tuple, tuple[str, int]] = {}
             order: list[tuple] = []
-            for name, k, hw in calls:
+            for name, k, _, shape in _probe_calls(model, probe):
+                hw = shape[-2:]
                 if hw[0] * hw[1] <= 1:
                     continue
                 if hw not in last:
                     order.append(hw)
                 last[hw] = (name, k)
             self.keys = [last[hw] for hw in order]
+        elif layers == "conv_blocks":
+            self.keys = _conv_block_ends(_probe_calls(model, probe, leaves_only=True))
         else:
             names = [s.strip() for s in layers.split(",") if s.strip()]
             unknown = [n for n in names if n not in modules]
@@ -115,3 +102,51 @@ class ActivationTap:
         for h in self._handles:
             h.remove()
         self._handles = []
+
+
+# Module types that may close a conv block (conv -> norm -> activation) for `layers="conv_blocks"`.
+_BLOCK_TAIL = (nn.modules.batchnorm._NormBase, nn.GroupNorm, nn.ReLU, nn.ReLU6, nn.LeakyReLU, nn.ELU, nn.SELU,
+               nn.CELU, nn.GELU, nn.SiLU, nn.Mish, nn.Hardswish, nn.PReLU, nn.Tanh, nn.Sigmoid)
+
+
+def _probe_calls(model: nn.Module, probe: torch.Tensor, leaves_only: bool = False) -> list[tuple[str, int, nn.Module, tuple]]:
+    """[(module name, call number, module, output shape)] of every module call (of the leaf modules
+    only, if asked) with a 4-D output, in completion order, in one eval-mode no-grad forward of
+    `probe` (the model's mode is restored)."""
+    calls: list[tuple[str, int, nn.Module, tuple]] = []
+    counts: dict[str, int] = {}
+    handles = []
+    for name, m in model.named_modules():
+        if name == "" or (leaves_only and next(m.children(), None) is not None):
+            continue
+
+        def hook(mod, inp, out, name=name):
+            counts[name] = counts.get(name, 0) + 1
+            if isinstance(out, torch.Tensor) and out.dim() == 4:
+                calls.append((name, counts[name], mod, tuple(out.shape)))
+        handles.append(m.register_forward_hook(hook))
+    was = model.training
+    model.eval()
+    try:
+        with torch.no_grad():
+            model(probe)
+    finally:
+        model.train(was)
+        for h in handles:
+            h.remove()
+    return calls
+
+
+def _conv_block_ends(calls: list[tuple[str, int, nn.Module, tuple]]) -> list[tuple[str, int]]:
+    """The (name, call) that ends each nn.Conv2d call's block, in order (see ActivationTap)."""
+    ends: list[tuple[tuple[str, int], tuple]] = []
+    open_block = False
+    for name, k, mod, shape in calls:
+        if isinstance(mod, nn.Conv2d):
+            ends.append(((name, k), shape))
+            open_block = True
+        elif open_block and isinstance(mod, _BLOCK_TAIL) and shape == ends[-1][1]:
+            ends[-1] = ((name, k), shape)
+        else:
+            open_block = False
+    return [key for key, shape in ends if shape[-2] * shape[-1] > 1]

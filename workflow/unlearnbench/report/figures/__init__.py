@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import importlib
 import pkgutil
+import textwrap
 from typing import Any
 
 from ...io import write_csv, write_figure
@@ -49,7 +50,9 @@ def run_report_figure(job: Job, spec: dict[str, Any], runs: list[dict], tables: 
 
     fig, frame = _module(spec["kind"]).draw(runs, tables, dict(spec.get("options", {})), job.device, job.threads)
     if spec.get("title"):
-        fig.suptitle(spec["title"], fontsize=10)
+        # wrapped to the figure's width (about 12 characters of 10-pt text per inch): a long title on
+        # a narrow figure is not cut off at the edges; a title that fits is left as it is
+        fig.suptitle(textwrap.fill(spec["title"], max(40, int(fig.get_figwidth() * 12))), fontsize=10)
         fig.tight_layout()
     write_figure(job.out["png"], fig)
     write_csv(job.out["data"], frame)
