@@ -165,8 +165,9 @@ rule train_relearn_gold:
         "../scripts/train_relearn_gold.py"
 
 
-rule relearn_gold:
-    # The reference-style gold model's relearn time, with the settings of {rvariant} (on a copy).
+use rule relearn_measure as relearn_gold with:
+    # The reference-style gold model's relearn time, with the settings of {rvariant} (on a copy): the
+    # same job as relearn_measure, on the gold checkpoint.
     input:
         ckpt=rules.train_relearn_gold.output.ckpt,
         original=rules.train_original.output.ckpt,
@@ -175,21 +176,8 @@ rule relearn_gold:
         request=rules.make_forget_request.output.request,
     output:
         raw=os.path.join(RELEARN_GOLD, "relearn{rvariant}_raw.json"),
-    wildcard_constraints:
-        rvariant=RVARIANT,
-    params:
-        settings=lambda w: relearn_settings(config, w.rvariant),
-        device=DEVICE,
-        threads=THREADS,
     log:
         os.path.join(R, "logs", "relearn_gold", "{dataset}", "{model}", "{training}", "s{seed}", "relearn_gold-{key}_{scenario}{rvariant}.log"),
-    threads: THREADS
-    resources:
-        gpu=GPU,
-    conda:
-        ENV
-    script:
-        "../scripts/relearn_gold.py"
 
 
 rule mia_thesis:
