@@ -56,7 +56,9 @@ def test_every_table_and_figure_target_is_planned(default_dry_run):
     gans = {(j["wildcards"]["seed"], j["wildcards"]["cls"]) for j in jobs if j["rule"] == "train_gan"}
     assert len(gans) == sum(1 for j in jobs if j["rule"] == "train_gan") == 30  # seeds 0-2 x 10 classes
     members = [j for j in jobs if j["rule"] == "train_kegnet"]
-    assert len(members) == 2 * 3 * 5  # 2 models x 3 seeds x 5 members
+    # 2 models x 3 seeds x 5 members x 2 inversion settings: the tuned rows' and the paper-exact rows'
+    # (KegNet's code: classifier in train mode, standardised output)
+    assert len(members) == 2 * 3 * 5 * 2 and len({j["wildcards"]["key"] for j in members}) == 2
     synth = [j for j in jobs if j["rule"] == "make_synthetic"]
     assert len({j["wildcards"]["key"] for j in synth if j["wildcards"]["kind"] == "gan"}) == 4  # the 4 sizes
 
