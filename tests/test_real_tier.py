@@ -40,10 +40,12 @@ def test_the_real_overlay_keeps_the_protocol(paper):
 
 @pytest.mark.parametrize("paper", PAPERS)
 def test_the_real_claims_target_plans_beside_the_digits_tier(paper, tmp_path):
-    """A dry run over the default config plus the overlay (the lock may not exist yet: unlocked)."""
+    """A dry run over the default config plus the overlay; with its lock committed, the lock must match
+    (unlocked only while a tier has no lock yet)."""
+    locked = (REPO / "workflow" / "papers" / paper / "real.lock.yaml").exists()
     out = run_snakemake(tmp_path, {"device": "cpu"}, [f"results/papers/{paper}_real.claims.md"], "-n",
                         f"--configfile={REPO / 'workflow' / 'papers' / paper / 'real.yaml'}",
-                        env={"UNLEARNBENCH_UNLOCKED": "1"}).stdout
+                        env={} if locked else {"UNLEARNBENCH_UNLOCKED": "1"}).stdout
     assert "prepare_dataset" in out and "report_claims" in out and "wildcards: dataset=fashion" in out
 
 
