@@ -36,13 +36,13 @@ OUT = REPO / "benchmarks" / "out"
 BLOCK = re.compile(r"(<!-- generated: (\S+)(?: ([^\n]*?))? -->\n)(.*?)(<!-- end generated -->)", re.S)  # args: one line
 
 
-def header(record: dict) -> str:
+def header(record: dict, extra: str = "") -> str:
     m = record["machine"]
     load = ", ".join(f"{v:.2f}" for v in record["load_before"])
     return (f"*Generated from the cold build of `{' '.join(record['targets'])}` by `bootstrap.py bench` at commit "
             f"{record['commit']} ({record['date']}): {m['cpu']}, {m['cpu_count']} cores, load average before the run "
             f"{load} (1, 5, 15 min), numerics {record.get('numerics', 'portable')}, {record['cores']} Snakemake cores, "
-            f"{record['jobs']} jobs in {record['cold_s']:.0f} s.*\n\n")
+            f"{record['jobs']} jobs in {record['cold_s']:.0f} s{extra}.*\n\n")
 
 
 def record(name: str) -> dict:
@@ -129,7 +129,7 @@ def real(paper: str) -> str:
     if not md.exists():
         raise SystemExit(f"readme_tables: no real-tier build of {paper} ({md}); run `python3.11 bootstrap.py bench --real "
                          f"--only {paper}` first")
-    out = [header(rec).replace("*\n\n", f", overlay `{rec['configfile']}`.*\n\n"), md.read_text().split("\n", 1)[1].strip()]
+    out = [header(rec, f", overlay `{rec['configfile']}`"), md.read_text().split("\n", 1)[1].strip()]
     for table in sorted((work / "cold_tables").glob("*.md")):
         out.append("#" + table.read_text().strip())  # its '# title' one level down
     return "\n\n".join(out) + "\n"
