@@ -36,6 +36,11 @@ def test_a_method_key_reads_the_instance_then_the_method_default():
     assert lookup(config, "models.m_s95.prune.sparsity") == "0.95"
     with pytest.raises(UserError, match="no hyperparameter 'lrr'"):
         lookup(CONFIG, "methods.ft.lrr")
+    from unlearnbench.report.ledger import check_ledgers
+
+    bad = {**CONFIG, "papers": {"p": {"studies": [], "ledger": [{"setting": "FT lr", "paper": "x", "exact": "methods.ft.lrr"}]}}}
+    with pytest.raises(UserError, match=r"papers.p.ledger \(FT lr\): .*no hyperparameter 'lrr'"):
+        check_ledgers(bad)
 
 
 def test_a_tuned_key_reads_the_lock_of_each_entry(tmp_path):

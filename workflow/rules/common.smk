@@ -18,7 +18,7 @@ from unlearnbench.errors import UserError
 from unlearnbench.methods import create_method
 from unlearnbench.infra.numerics import export as export_numerics
 from unlearnbench.report.figures import figure_reads
-from unlearnbench.report.ledger import ledger_rows
+from unlearnbench.report.ledger import check_ledgers, ledger_rows
 
 _SCHEMA = os.path.join(workflow.basedir, "workflow", "schemas", "config.schema.json")
 try:
@@ -27,6 +27,7 @@ try:
     add_tuning_trials(config)  # each tuning trial becomes a method instance
     canonical_order(config)  # params compare as text: key order must not trigger reruns
     check_config(config)
+    check_ledgers(config)
     LOCKS = lock_homes(CONFIG_FILES, config.get("tuning", {}))  # {tuning entry: its lock file}
     # `retune` (and a dry run of an overlay not locked yet) sets UNLEARNBENCH_UNLOCKED=1: tuned cells
     # without a valid lock then run their config values, marked "unlocked" in unlearn.json

@@ -72,6 +72,18 @@ def lookup(config: dict[str, Any], path: str, homes: dict[str, Path] | None = No
     return show(node)
 
 
+def check_ledgers(config: dict[str, Any]) -> None:
+    """At start-up: every method path of every paper's ledger names a hyperparameter of its method
+    (a wrong key is one config error line, not a traceback when the ledger is built)."""
+    for paper, entry in config.get("papers", {}).items():
+        for e in entry.get("ledger") or []:
+            for path in filter(None, (e.get("exact"), e.get("tuned"))):
+                try:
+                    lookup(config, path)
+                except UserError as err:
+                    raise UserError(f"papers.{paper}.ledger ({e['setting']}): {err}") from None
+
+
 def ledger_rows(config: dict[str, Any], paper: str, homes: dict[str, Path] | None = None) -> list[dict[str, str]]:
     entries = config["papers"][paper].get("ledger")
     if not entries:
