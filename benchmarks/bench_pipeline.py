@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """The pipeline's own cost: cold wall time vs the compute inside its jobs, and the no-op time.
 
-For each benchmark (table1, and each paper's index page with --papers), in a fresh work directory:
+For each benchmark (table1, and with --papers each paper's index page together with its claims page, one
+cold build), in a fresh work directory:
   cold_s        wall time of the first build
   compute_s     the single-thread compute inside its jobs: the sum of every stage's `seconds`
                 (*.time.json sidecars: training, pruning, artefacts, unlearning)
@@ -19,10 +20,9 @@ Writes benchmarks/out/<name>.json and prints a Markdown table.
 
     python3.11 bootstrap.py bench                 # table1
     python3.11 bootstrap.py bench --papers        # + every workflow/papers/<p> index page (long)
-    python3.11 bootstrap.py bench --only mugan    # one paper
+    python3.11 bootstrap.py bench --only mugan    # one paper: results/papers/mugan.md and mugan.claims.md
     python3.11 bootstrap.py bench --numerics      # table1 cold in portable and native mode, one after
                                                   # the other (benchmarks/out/numerics.json: the cost of portable)
-    python3.11 bootstrap.py bench --claims        # every paper's claims target cold (claims_<paper>.json)
     python3.11 bootstrap.py bench --real --only uisps   # a paper's real tier (workflow/papers/<p>/real.yaml):
                                                   # its claims target cold, with the overlay (real_<paper>.json)
     python3.11 bootstrap.py bench --wall          # table1 cold with the OS wall and without it
@@ -140,14 +140,14 @@ def main() -> None:
     ap.add_argument("--out", default=str(REPO / "benchmarks" / "out"))
     ap.add_argument("--numerics", action="store_true", help="table1 cold in portable and in native mode (numerics.json)")
     ap.add_argument("--wall", action="store_true", help="table1 cold with and without the OS wall (wall.json)")
-    ap.add_argument("--claims", action="store_true", help="each paper's claims target cold (claims_<paper>.json)")
     ap.add_argument("--real", action="store_true", help="each paper's real-tier claims target cold (real_<paper>.json)")
     args = ap.parse_args()
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     papers = sorted(p.name for p in (REPO / "workflow" / "papers").iterdir() if (p / "study.yaml").exists())
     plan = {"table1": ["results/tables/table1.csv"]}
-    plan.update({p: [f"results/papers/{p}.md"] for p in papers})
+    # a paper's tables and its claims over them, in one cold build (the claims' runs are the tables')
+    plan.update({p: [f"results/papers/{p}.md", f"results/papers/{p}.claims.md"] for p in papers})
     names = args.only if args.only else ["table1"] + (papers if args.papers else [])
     commit = subprocess.run(["git", "-C", str(REPO), "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
     if args.numerics:
@@ -163,13 +163,6 @@ def main() -> None:
                        configfile=str(overlay.relative_to(REPO)))
             (out / f"real_{p}.json").write_text(json.dumps(res, indent=2) + "\n")
             print(f"real {p}: cold {res['cold_s']} s, {res['jobs']} jobs, load before {res['load_before']}", flush=True)
-        return None
-    if args.claims:
-        for p in (args.only or papers):
-            res = bench(f"claims_{p}", [f"results/papers/{p}.claims.md"], args.cores, out, change=False)
-            res.update(machine=machine(), commit=commit, date=time.strftime("%Y-%m-%d"))
-            (out / f"claims_{p}.json").write_text(json.dumps(res, indent=2) + "\n")
-            print(f"claims {p}: cold {res['cold_s']} s, {res['jobs']} jobs, load before {res['load_before']}", flush=True)
         return None
     rows = []
     for name in names:

@@ -58,12 +58,13 @@ def test_the_wall_and_claims_blocks_come_from_their_records(tmp_path):
         "machine": {"cpu": "AMD EPYC", "cpu_count": 2, "platform": "Linux-6.18"}, "commit": "abc1234", "date": "2026-12-04"}))
     w = mod.block("wall", "")
     assert "+0.100 s per job" in w and "| wall | 94 | 0.10/0.52/1.00 | 170 | 18 | 0.05 / 0.16 |" in w and "Linux-6.18" in w
-    (tmp_path / "claims_dau.json").write_text(json.dumps({**_record("claims_dau", 600.0), "targets": ["results/papers/dau.claims.md"]}))
-    md = tmp_path / "work_claims_dau" / "results" / "papers" / "dau.claims.md"
+    (tmp_path / "dau.json").write_text(json.dumps({**_record("dau", 600.0),
+                                                   "targets": ["results/papers/dau.md", "results/papers/dau.claims.md"]}))
+    md = tmp_path / "work_dau" / "results" / "papers" / "dau.claims.md"
     md.parent.mkdir(parents=True)
     md.write_text("# DAU: headline claims\n\ncaption\n\n| Claim | Verdict |\n|---|---|\n| x | **reproduced** |\n")
     c = mod.block("claims", "dau")
-    assert c.startswith("*Generated from the cold build of `results/papers/dau.claims.md`") and "**reproduced**" in c
+    assert c.startswith("*Generated from the cold build of `results/papers/dau.md results/papers/dau.claims.md`") and "**reproduced**" in c
     assert "# DAU" not in c
 
 
