@@ -1,8 +1,8 @@
 #!/usr/bin/env python3
 """The pipeline's own cost: cold wall time vs the compute inside its jobs, and the no-op time.
 
-For each benchmark (table1, and with --papers each paper's index page together with its claims page, one
-cold build), in a fresh work directory:
+For each benchmark (table1, and with --papers each paper's claims page with the tables of its claims and
+of its paper-exact rows, one cold build: `headline()`), in a fresh work directory:
   cold_s        wall time of the first build
   compute_s     the single-thread compute inside its jobs: the sum of every stage's `seconds`
                 (*.time.json sidecars: training, pruning, artefacts, unlearning)
@@ -19,8 +19,8 @@ plus the machine (CPU, cores, load average before and after), the numerics mode 
 Writes benchmarks/out/<name>.json and prints a Markdown table.
 
     python3.11 bootstrap.py bench                 # table1
-    python3.11 bootstrap.py bench --papers        # + every workflow/papers/<p> index page (long)
-    python3.11 bootstrap.py bench --only mugan    # one paper: results/papers/mugan.md and mugan.claims.md
+    python3.11 bootstrap.py bench --papers        # + every paper's headline build (long)
+    python3.11 bootstrap.py bench --only mugan    # one paper: mugan.claims.md and its headline tables
     python3.11 bootstrap.py bench --numerics      # table1 cold in portable and native mode, one after
                                                   # the other (benchmarks/out/numerics.json: the cost of portable)
     python3.11 bootstrap.py bench --real --only uisps   # a paper's real tier (workflow/papers/<p>/real.yaml):
@@ -132,10 +132,21 @@ def bench(name: str, targets: list[str], cores: int, out: Path, change: bool, mo
     return res
 
 
+def headline(paper: str) -> list[str]:
+    """A paper's benchmark: its claims page and the tables of the studies its claims read or that hold its
+    paper-exact (`*_paper`) rows, in one cold build. (The whole index page of CLUE or UNSIR is hours on
+    2 cores; `snakemake results/papers/<paper>.md` builds it.)"""
+    doc = yaml.safe_load((REPO / "workflow" / "papers" / paper / "study.yaml").read_text())
+    studies = {c["study"] for c in doc["papers"][paper].get("claims", []) if not c.get("unavailable")}
+    studies |= {s for s, spec in doc.get("studies", {}).items() if s in doc["papers"][paper]["studies"]
+                and any(str(m).endswith("_paper") for m in spec.get("methods", []))}
+    return [f"results/papers/{paper}.claims.md"] + [f"results/tables/{s}.md" for s in sorted(studies)]
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--cores", type=int, default=2)
-    ap.add_argument("--papers", action="store_true", help="also every paper's index page")
+    ap.add_argument("--papers", action="store_true", help="also every paper's headline build (claims page and its tables)")
     ap.add_argument("--only", nargs="*", default=None, help="benchmarks to run (table1 and/or paper names)")
     ap.add_argument("--out", default=str(REPO / "benchmarks" / "out"))
     ap.add_argument("--numerics", action="store_true", help="table1 cold in portable and in native mode (numerics.json)")
@@ -146,8 +157,7 @@ def main() -> None:
     out.mkdir(parents=True, exist_ok=True)
     papers = sorted(p.name for p in (REPO / "workflow" / "papers").iterdir() if (p / "study.yaml").exists())
     plan = {"table1": ["results/tables/table1.csv"]}
-    # a paper's tables and its claims over them, in one cold build (the claims' runs are the tables')
-    plan.update({p: [f"results/papers/{p}.md", f"results/papers/{p}.claims.md"] for p in papers})
+    plan.update({p: headline(p) for p in papers})
     names = args.only if args.only else ["table1"] + (papers if args.papers else [])
     commit = subprocess.run(["git", "-C", str(REPO), "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
     if args.numerics:
