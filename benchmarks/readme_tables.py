@@ -39,9 +39,10 @@ BLOCK = re.compile(r"(<!-- generated: (\S+)(?: ([^\n]*?))? -->\n)(.*?)(<!-- end 
 def header(record: dict, extra: str = "") -> str:
     m = record["machine"]
     load = ", ".join(f"{v:.2f}" for v in record["load_before"])
+    after = f", {record['load_after'][0]:.2f} (1 min) after it" if record.get("load_after") else ""
     return (f"*Generated from the cold build of `{' '.join(record['targets'])}` by `bootstrap.py bench` at commit "
             f"{record['commit']} ({record['date']}): {m['cpu']}, {m['cpu_count']} cores, load average before the run "
-            f"{load} (1, 5, 15 min), numerics {record.get('numerics', 'portable')}, {record['cores']} Snakemake cores, "
+            f"{load} (1, 5, 15 min){after}, numerics {record.get('numerics', 'portable')}, {record['cores']} Snakemake cores, "
             f"{record['jobs']} jobs in {record['cold_s']:.0f} s{extra}.*\n\n")
 
 
