@@ -259,6 +259,22 @@ def test_class_wise_alpha_switches_off_after_30_iterations(class_run):
     assert rows[21]["fool"] != 0 and rows[31]["fool"] == 0 and rows[31]["attack_loss"] is None
 
 
+def test_a_diverging_game_stops_at_its_last_finite_weights_only_when_asked(tmp_path):
+    """The paper-exact rows do not clip: at a rate far too high the defender's loss becomes non-finite.
+    Default: one error line. on_nonfinite last_finite: the game ends, the weights are those of the start
+    of the previous iteration (finite), and the info says where it diverged."""
+    st = make_setup(forget_classes=(0,), epochs=4)
+    hp = {"iterations": 30, "lr_class": 1.0e4, "max_grad_norm": 0.0, "pretrain_iterations": 20}
+    with pytest.raises(UserError, match="lower lr") as e:
+        _game(st, tmp_path / "err", hp)
+    assert "\n" not in str(e.value)
+    model, ctx, _ = _game(st, tmp_path / "keep", {**hp, "on_nonfinite": "last_finite"})
+    at, after = ctx.info["diverged_at"], ctx.info["stopped_after"]
+    assert 2 <= at <= 30 and after == at - 2
+    assert all(torch.isfinite(v).all() for v in model.state_dict().values() if v.is_floating_point())
+    assert len(ctx.info["alpha"]) == at  # the game ended at the diverging iteration
+
+
 # --------------------------------------------------------------------------- contract and errors
 def test_dau_access_and_artefact_keys():
     m = create_method({"method": "dau"})
@@ -308,7 +324,7 @@ def test_corrupt_or_foreign_attacker_file_is_one_user_error_line(class_run, tmp_
         load_attacker(path, 100, CPU)
 
 
-@pytest.mark.parametrize("hp", [{"attack_hidden": 30}, {"alpha": 1.5}, {"fool_loss": "wasserstein"},
+@pytest.mark.parametrize("hp", [{"attack_hidden": 30}, {"alpha": 1.5}, {"fool_loss": "wasserstein"}, {"on_nonfinite": "skip"},
                                 {"attack_batch_size": 1}, {"sens_sigma": 0}, {"bt_pairing": "nearest"}, {"nope": 1}])
 def test_bad_hyperparameters_are_one_line_errors(hp):
     with pytest.raises(UserError) as e:

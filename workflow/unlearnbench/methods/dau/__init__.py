@@ -31,6 +31,11 @@ in-place statistics update lands between a forward and its backward.
 `max_grad_norm` (default 5, choice; 0 = off, the paper does not clip) clips the defender's gradient:
 at the start of the game the attacker is confident and the gradient through the sensitivity token
 is ~100x the retain CE gradient; unclipped, lr 0.02 destroyed the digits model (retain 11 %).
+`on_nonfinite` (default "error"): what a non-finite defender loss does. "error" stops the run with one
+line; "last_finite" (the paper-exact rows, which do not clip) ends the game there and returns the
+weights from the start of the previous iteration, the last whose loss was finite, recording the
+iteration in ctx.info (`diverged_at`, `stopped_after`): the table then shows where the paper's
+settings led, and unlearn.json says the game diverged.
 
 Learning rate per cell (paper Sec. 4.2): `lr` 0.01 for random forgetting on a dense model,
 `lr_sparse` 0.03 for random forgetting on a sparse model, `lr_class` 0.02 for class-wise forgetting
@@ -76,7 +81,7 @@ class DAU(UnlearningMethod):
         "alpha": 0.9, "beta": 0.001, "bt_lambda": 5e-3, "class_alpha_iters": 30,
         "fool_loss": "nonsaturating", "ce_weighting": "paper", "bt_pairing": "random",
         "attack_steps": 1, "defender_steps": 1, "attack_lr": 1e-3, "attack_weight_decay": 5e-4,
-        "max_grad_norm": 5.0, "bn_train": False, "report_attack": False, "log_every": 10,
+        "max_grad_norm": 5.0, "on_nonfinite": "error", "bn_train": False, "report_attack": False, "log_every": 10,
         # attacker artefact (SAMIA defaults; pretraining 1000 iterations, paper)
         "attack_hidden": 64, "attack_layers": 3, "attack_heads": 4, "attack_ff": 128, "attack_dropout": 0.2,
         "attack_tokens": "class", "attack_input_bn": True,
@@ -90,6 +95,7 @@ class DAU(UnlearningMethod):
         "class_alpha_iters": ge(0), "fool_loss": one_of(*FOOL_LOSSES), "ce_weighting": one_of("paper", "convex"),
         "bt_pairing": one_of("random", "class"), "attack_steps": ge(1), "defender_steps": ge(1),
         "attack_weight_decay": ge(0), "log_every": ge(1), "max_grad_norm": ge(0),
+        "on_nonfinite": one_of("error", "last_finite"),
         "attack_hidden": ge(1), "attack_layers": ge(1), "attack_heads": ge(1), "attack_ff": ge(1),
         "attack_dropout": between(0, 1, high_open=True), "attack_tokens": one_of("class", "source"),
         "sens_copies": ge(1), "sens_sigma": gt(0), "sens_reduce": one_of("abs", "norm"),
@@ -176,7 +182,12 @@ class DAU(UnlearningMethod):
             return loss.item(), balanced_accuracy(logits[:len(pf)].detach(), logits[len(pf):].detach())
 
         alphas, log, n_attack = [], [], 0
+        keep = hp["on_nonfinite"] == "last_finite"
+        start = previous = None  # the weights at the start of this and of the previous iteration
+        diverged = False
         for it in range(hp["iterations"]):
+            if keep:
+                previous, start = start, {k: v.detach().clone() for k, v in model.state_dict().items()}
             alpha = self.alpha_at(it, data.request_type)
             alphas.append(alpha)
             w_ce = 1.0 if hp["ce_weighting"] == "paper" else 1.0 - alpha
@@ -221,12 +232,21 @@ class DAU(UnlearningMethod):
                     bt, bt_parts = barlow_twins(z_f, z_v, hp["bt_lambda"])
                 loss = w_ce * ce + alpha * fool + hp["beta"] * bt
                 if not torch.isfinite(loss):
-                    raise UserError(f"dau: defender loss became {loss.item()} at iteration {it + 1}; lower lr")
+                    if not keep or previous is None:
+                        raise UserError(f"dau: defender loss became {loss.item()} at iteration {it + 1}; lower lr")
+                    model.load_state_dict(previous)
+                    ctx.info.update(diverged_at=it + 1, stopped_after=it - 1)
+                    ctx.log(f"dau: defender loss became {loss.item()} at iteration {it + 1}; returning the weights "
+                            f"after iteration {it - 1} (on_nonfinite: last_finite)")
+                    diverged = True
+                    break
                 opt_d.zero_grad(set_to_none=True)
                 loss.backward()
                 if hp["max_grad_norm"] > 0:
                     torch.nn.utils.clip_grad_norm_(model.parameters(), hp["max_grad_norm"])
                 opt_d.step()
+            if diverged:
+                break
             if it % hp["log_every"] == 0 or it == hp["iterations"] - 1:
                 row = {"iteration": it + 1, "alpha": alpha, "ce": ce.item(), "fool": fool.item(), "bt": bt.item(),
                        "attack_loss": a_loss, "attack_batch_acc": a_acc, **bt_parts}
