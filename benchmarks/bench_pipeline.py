@@ -167,8 +167,9 @@ def main() -> None:
     if args.real:
         for p in (args.only or [p for p in papers if (REPO / "workflow" / "papers" / p / "real.yaml").exists()]):
             overlay = REPO / "workflow" / "papers" / p / "real.yaml"
-            res = bench(f"real_{p}", [f"results/papers/{p}_real.claims.md"], args.cores, out, change=False,
-                        extra=(f"--configfile={overlay}",))
+            studies = yaml.safe_load(overlay.read_text())["papers"][f"{p}_real"]["studies"]
+            targets = [f"results/papers/{p}_real.claims.md"] + [f"results/tables/{s}.md" for s in studies]
+            res = bench(f"real_{p}", targets, args.cores, out, change=False, extra=(f"--configfile={overlay}",))
             res.update(machine=machine(), commit=commit, date=time.strftime("%Y-%m-%d"),
                        configfile=str(overlay.relative_to(REPO)))
             (out / f"real_{p}.json").write_text(json.dumps(res, indent=2) + "\n")

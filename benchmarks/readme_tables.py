@@ -132,7 +132,9 @@ def real(paper: str) -> str:
                          f"--only {paper}` first")
     out = [header(rec, f", overlay `{rec['configfile']}`"), md.read_text().split("\n", 1)[1].strip()]
     for table in sorted((work / "cold_tables").glob("*.md")):
-        out.append("#" + table.read_text().strip())  # its '# title' one level down
+        late = "" if f"results/tables/{table.name}" in rec["targets"] else (
+            "\n\n*Rendered from the runs of this build after it (one report job: the build's target was the claims alone).*")
+        out.append("#" + table.read_text().strip() + late)  # its '# title' one level down
     return "\n\n".join(out) + "\n"
 
 
