@@ -61,7 +61,7 @@ def load(r: dict) -> str:
 def cost(names: list[str]) -> str:
     recs = [record(n) for n in names]
     machines = sorted({f"{r['machine']['cpu']}, {r['machine']['cpu_count']} cores" for r in recs})
-    out = [f"*Generated from `bootstrap.py bench --only {' '.join(names)}` records: commit(s) "
+    out = [f"*Generated from the `bootstrap.py bench` records {', '.join(names)} (benchmarks/out/<name>.json): commit(s) "
            f"{', '.join(sorted({r['commit'] for r in recs}))} ({', '.join(sorted({r['date'] for r in recs}))}), "
            f"{'; '.join(machines)}, numerics {', '.join(sorted({r.get('numerics', 'portable') for r in recs}))}, "
            f"the benchmarks one after another; load = load average (1/5/15 min) before each build.*\n",
