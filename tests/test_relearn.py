@@ -91,7 +91,8 @@ def test_ain():
 @pytest.mark.parametrize("bad", [{"nope": 1}, {"epochs_max": 0}, {"steps_threshold": 1.5}, {"eval_on": "val"},
                                  {"steps_check_at_start": "no"}, {"gold": "scratch"}, {"gold": {"epochs": 15}},
                                  {"gold": {"epochs": 0, "retain_fraction": 0.95}},
-                                 {"gold": {"epochs": 15, "retain_fraction": 1.5}}])
+                                 {"gold": {"epochs": 15, "retain_fraction": 1.5}}, {"definitions": []},
+                                 {"definitions": ["epochs", "epochs"]}, {"definitions": ["time"]}, {"definitions": "steps"}])
 def test_bad_settings(bad):
     with pytest.raises(UserError):
         settings(bad)
@@ -116,6 +117,29 @@ def test_a_capped_relearn_time_is_a_lower_bound_in_every_table(tmp_path):
     tidy = aggregate([{**rec, "metrics": m}], [])
     wide, _ = display_frame(tidy, None, ["relearn_epochs", "relearn_steps"])
     assert wide.iloc[0]["RT (epochs)"].startswith("≥ 100") and not wide.iloc[0]["RT (steps)"].startswith("≥")
+
+
+def test_one_definition_measures_that_one_with_the_same_value(setup, tmp_path):
+    """definitions [steps]: only the step definition runs, with the value both-definitions gives (its own
+    generator), and relearn_metrics writes its metrics only; the order given does not matter."""
+    import json
+
+    from unlearnbench.metrics.cost import run_relearn_metrics
+
+    model, xt, yt, xf, yf = setup
+    erased = erase_class0(model)
+    both = measure_relearn(erased, model, xt, yt, xf, yf, S, 0, CPU)
+    one = measure_relearn(erased, model, xt, yt, xf, yf, settings({**S, "definitions": ["steps"]}), 0, CPU)
+    assert "relearn_epochs" not in one and "epochs_curve" not in one
+    assert one["relearn_steps"] == both["relearn_steps"] and one["steps_curve"] == both["steps_curve"]
+    assert settings({"definitions": ["steps", "epochs"]})["definitions"] == ["epochs", "steps"]
+    assert recorded(settings({"definitions": ["steps"]})) == {**DEFAULTS, "definitions": ["steps"]}
+    for name, r in (("own", one), ("gold", measure_relearn(model, model, xt, yt, xf, yf,
+                                                           settings({**S, "definitions": ["steps"]}), 0, CPU))):
+        (tmp_path / f"{name}.json").write_text(json.dumps({k: v for k, v in r.items() if "curve" not in k}))
+    run_relearn_metrics(str(tmp_path / "own.json"), str(tmp_path / "gold.json"), str(tmp_path / "m.json"))
+    m = json.loads((tmp_path / "m.json").read_text())["metrics"]
+    assert sorted(m) == ["ain_steps", "ain_steps_censor", "relearn_steps", "relearn_steps_censor", "relearn_steps_reached"]
 
 
 # --------------------------------------------------------------------------- reference-code options (issue #21)

@@ -209,6 +209,26 @@ def test_zmugan_thesis_sampling_keeps_every_sample_and_splits_by_prediction(setu
     assert ctx.info["n_forget"] + ctx.info["n_retain"] == len(z["y"])
 
 
+def test_zmugan_without_a_forget_sample_errors_or_repairs_only(setup, files, inversion):
+    """A set with no sample of the forget class (Alg. 5 can draw none on a real model): one-line error
+    by default; empty_forget "repair_only" runs the repair step alone and records the class."""
+    z = read_npz(inversion[1])
+    keep = z["y"] != 0
+    out = files / "synthetic_no_forget.npz"
+    write_npz(out, **{**z, "x": z["x"][keep], "y": z["y"][keep]})
+    with pytest.raises(UserError, match="repair_only") as e:
+        setup.run({"method": "zmugan", **INV_HP}, 0, {"synthetic_inversion": str(out)})
+    assert "\n" not in str(e.value)
+    ctx = setup.context(0, {"synthetic_inversion": str(out)})
+    method = create_method({"method": "zmugan", **INV_HP, "empty_forget": "repair_only"})
+    model = method.unlearn(copy.deepcopy(setup.model), setup.data_for(method), ctx)
+    assert ctx.info["n_forget"] == 0 and ctx.info["n_retain"] == int(keep.sum())
+    assert ctx.info["forget_classes_without_sample"] == [0]
+    assert [(r["stage"], r["n"]) for r in ctx.info["log"]] == [("impair", 0), ("repair", int(keep.sum()))]
+    moved = [k for k, v in model.state_dict().items() if not torch.equal(v, setup.model.state_dict()[k])]
+    assert moved  # the repair step trained the model
+
+
 @pytest.mark.parametrize("name", ["mugan", "zmugan"])
 @pytest.mark.parametrize("bn_train", [True, False])
 def test_bn_train_moves_the_running_statistics_only_when_on(setup, name, bn_train):
@@ -320,6 +340,7 @@ def test_artefact_keys_are_the_generator_and_sampling_settings():
                                      ("zmugan", {"temperature": 0.0}), ("zmugan", {"max_draw_factor": 0.5}),
                                      ("zmugan", {"inv_output": "x"}), ("mugan", {"inv_steps": 3}),
                                      ("zmugan", {"sampling": "all"}), ("zmugan", {"samples_per_member": 0}),
+                                     ("zmugan", {"empty_forget": "skip"}), ("mugan", {"empty_forget": "repair_only"}),
                                      ("mugan", {"sampling": "thesis"})])
 def test_bad_hyperparameters_are_one_line_errors(name, hp):
     with pytest.raises(UserError) as e:

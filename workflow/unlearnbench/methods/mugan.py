@@ -83,14 +83,17 @@ def synthetic_path(ctx, kind: str) -> str:
     return str(path)
 
 
-def split_synthetic(x: torch.Tensor, y: torch.Tensor, data, name: str):
-    """(x_f, x_r, y_r): the synthetic samples of the forget classes and of the retained classes."""
+def split_synthetic(x: torch.Tensor, y: torch.Tensor, data, name: str, empty_forget: str = "error"):
+    """(x_f, x_r, y_r): the synthetic samples of the forget classes and of the retained classes.
+    A forget class without a sample is an error unless `empty_forget` is "repair_only" (Alg. 8's impair
+    loop then runs over nothing: what the thesis' code does with an empty D_f)."""
     if len(y) and int(y.max()) >= data.num_classes:
         raise UserError(f"{name}: the synthetic set has class {int(y.max())}, the model has {data.num_classes} classes")
     is_f = torch.isin(y, torch.as_tensor(data.forget_classes, dtype=torch.long))
     missing = [c for c in data.forget_classes if not (y == c).any()]
-    if missing:
-        raise UserError(f"{name}: the synthetic set has no sample of forget class(es) {missing}")
+    if missing and empty_forget == "error":
+        raise UserError(f"{name}: the synthetic set has no sample of forget class(es) {missing} "
+                        f"(empty_forget: repair_only runs the repair step alone)")
     if is_f.all():
         raise UserError(f"{name}: the synthetic set has no sample of a retained class")
     return x[is_f], x[~is_f], y[~is_f]
@@ -132,7 +135,10 @@ def impair_repair(model, original, xf: torch.Tensor, xr: torch.Tensor, yr: torch
         tot += loss.item() * len(idx)
         with torch.no_grad():
             still += int((out.argmax(1) == original(xb).argmax(1)).sum())
-    rows.append({"stage": "impair", "n": n, "loss": tot / n, "agree_with_original": 100 * still / n})
+    if n:
+        rows.append({"stage": "impair", "n": n, "loss": tot / n, "agree_with_original": 100 * still / n})
+    else:  # an empty D_f (empty_forget: repair_only): nothing to impair
+        rows.append({"stage": "impair", "n": 0})
     # repair: cross-entropy on the synthetic retained-class samples
     tot, correct, n = 0.0, 0, len(yr)
     for idx in iterate_batches(n, hp["retain_batch_size"], gen):
@@ -156,10 +162,13 @@ def unlearn_from_synthetic(method: UnlearningMethod, kind: str, model, data, ctx
 
     path = synthetic_path(ctx, kind)
     x, y, meta = load_synthetic(path, "gan" if kind == "synthetic_gan" else "inversion")
-    xf, xr, yr = split_synthetic(x, y, data, method.name)
+    xf, xr, yr = split_synthetic(x, y, data, method.name, method.hp.get("empty_forget", "error"))
+    missing = sorted(set(data.forget_classes) - set(y.unique().tolist()))
+    if missing:
+        ctx.log(f"{method.name}: no synthetic sample of forget class(es) {missing} (empty_forget: repair_only)")
     log = impair_repair(model, ctx.original, xf, xr, yr, method.hp, ctx.seed, ctx.device, ctx.log, method.name)
     ctx.info.update(n_forget=len(xf), n_retain=len(yr), accept_rate=meta["accept_rate"], log=log,
-                    synthetic_file=path)
+                    synthetic_file=path, forget_classes_without_sample=missing)
     return model
 
 

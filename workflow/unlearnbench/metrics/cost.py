@@ -58,8 +58,11 @@ def censored_ain(value: float, reached: bool, retrain_value: float, retrain_reac
 
 def run_relearn_metrics(own: str, retrain: str, out_json: str) -> None:
     a, r = read_json(own), read_json(retrain)
-    m = {k: a[k] for k in ("relearn_epochs", "relearn_epochs_reached", "relearn_steps", "relearn_steps_reached")}
+    m = {}
     for unit in ("epochs", "steps"):  # a capped relearn time is a lower bound in every table, not only in AIN
+        if f"relearn_{unit}" not in a:  # not measured (relearn setting `definitions`)
+            continue
+        m[f"relearn_{unit}"], m[f"relearn_{unit}_reached"] = a[f"relearn_{unit}"], a[f"relearn_{unit}_reached"]
         m[f"relearn_{unit}_censor"] = EXACT if a[f"relearn_{unit}_reached"] else LOWER
         v, code = censored_ain(a[f"relearn_{unit}"], bool(a[f"relearn_{unit}_reached"]),
                                r[f"relearn_{unit}"], bool(r[f"relearn_{unit}_reached"]))
