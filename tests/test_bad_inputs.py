@@ -99,6 +99,12 @@ START_UP_CASES = [
      "scenarios.t_sc: forget class 12 is out of range for dataset tiny_digits (classes 0..9)"),
     ("class scenario forgetting every class", scenario({"type": "class", "classes": list(range(10))}),
      "scenarios.sc: forgets every class of dataset tiny_digits; leave at least one to retain"),
+    ("relearn metric its extras do not measure",
+     lambda c: (c.update(relearn_variants={"steps": {"definitions": ["steps"]}}),
+                c["studies"]["tiny"].update(metrics=["acc_forget", "ain_epochs"], extras=["relearn.steps"])),
+     "studies.tiny: metric ain_epochs needs a relearn extra that measures epochs"),
+    ("relearn metric without a relearn extra", study(metrics=["acc_forget", "relearn_steps"]),
+     "studies.tiny: metric relearn_steps needs a relearn extra that measures steps"),
 ]
 
 

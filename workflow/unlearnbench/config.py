@@ -213,6 +213,7 @@ def check_config(config: dict[str, Any]) -> None:
                     raise UserError(f"{where}: method {m} does not support {scen['type']} forgetting (scenario {sc})")
         if s.get("noise_floor", True):
             noise_floor_method(config, study)
+        _check_relearn_definitions(config, study, s)
     for name, t in config.get("tuning", {}).items():  # add_tuning_trials checked the names it uses
         for st in [t, *t.get("also_for", [])]:
             _check_classes(config, t["scenario"], st["dataset"])
@@ -225,6 +226,21 @@ def check_config(config: dict[str, Any]) -> None:
         for fig in p.get("figures", []):
             _need(config.get("figures", {}), fig, "figure", f"papers.{paper}")
         check_claims(config, paper, p.get("claims", []))
+
+
+def _check_relearn_definitions(config: dict[str, Any], study: str, s: dict[str, Any]) -> None:
+    """A relearn metric the study reports must be measured by one of its relearn extras (relearn setting
+    `definitions`, default both; metrics/relearn.py)."""
+    measured = set()
+    for e in s.get("extras", []):
+        if e == "relearn" or e.startswith("relearn."):
+            block = {**config.get("relearn", {}), **(config.get("relearn_variants", {}).get(e[8:], {}) if "." in e else {})}
+            measured |= set(block.get("definitions", ["epochs", "steps"]))
+    for m in [*s.get("metrics", []), *s.get("gap_metrics", [])]:
+        unit = m.rsplit("_", 1)[-1]
+        if m.split("_", 1)[0] in ("relearn", "ain") and unit in ("epochs", "steps") and unit not in measured:
+            raise UserError(f"studies.{study}: metric {m} needs a relearn extra that measures {unit} "
+                            f"(extras: [relearn] or [relearn.<variant>] whose `definitions` include {unit})")
 
 
 def _lookup(config: dict[str, Any], dotted: str) -> bool:

@@ -32,7 +32,7 @@ Reference-code options (issue #21), each off by default, so that a default run i
 - `definitions: [epochs, steps]` (default both): the definitions measured. A study whose tables read
   only one (the MuGAN thesis: AIN in steps) names it and skips the other's cost: the epoch definition
   runs up to 100 epochs of 500 samples per model, most of a relearn job on a real dataset. The files
-  then hold the named definitions' keys only; a table asking for another fails at report time.
+  then hold the named definitions' keys only; a study reporting another is refused at start-up (config.py).
 """
 
 from __future__ import annotations
