@@ -20,6 +20,7 @@ from .configfile import check_config_files
 from .data import NUM_CLASSES, approx_train_size
 from .errors import UserError
 from .methods import create_method
+from .metrics.cost import DEFINITIONS, relearn_settings
 from .models import list_models, model_arguments
 from .report.figures import figure_reads, list_kinds
 from .studies import figure_runs, noise_floor_method, study_setups
@@ -231,14 +232,12 @@ def check_config(config: dict[str, Any]) -> None:
 def _check_relearn_definitions(config: dict[str, Any], study: str, s: dict[str, Any]) -> None:
     """A relearn metric the study reports must be measured by one of its relearn extras (relearn setting
     `definitions`, default both; metrics/relearn.py)."""
-    measured = set()
-    for e in s.get("extras", []):
-        if e == "relearn" or e.startswith("relearn."):
-            block = {**config.get("relearn", {}), **(config.get("relearn_variants", {}).get(e[8:], {}) if "." in e else {})}
-            measured |= set(block.get("definitions", ["epochs", "steps"]))
+    variants = {"relearn", *(f"relearn.{v}" for v in config.get("relearn_variants", {}))}  # others: check_extras
+    measured = {d for e in s.get("extras", []) if e in variants
+                for d in relearn_settings(config, e[len("relearn"):]).get("definitions", DEFINITIONS)}
     for m in [*s.get("metrics", []), *s.get("gap_metrics", [])]:
         unit = m.rsplit("_", 1)[-1]
-        if m.split("_", 1)[0] in ("relearn", "ain") and unit in ("epochs", "steps") and unit not in measured:
+        if m.split("_", 1)[0] in ("relearn", "ain") and unit in DEFINITIONS and unit not in measured:
             raise UserError(f"studies.{study}: metric {m} needs a relearn extra that measures {unit} "
                             f"(extras: [relearn] or [relearn.<variant>] whose `definitions` include {unit})")
 

@@ -84,7 +84,8 @@ def synthetic_path(ctx, kind: str) -> str:
 
 
 def split_synthetic(x: torch.Tensor, y: torch.Tensor, data, name: str, empty_forget: str = "error"):
-    """(x_f, x_r, y_r): the synthetic samples of the forget classes and of the retained classes.
+    """(x_f, x_r, y_r, missing): the synthetic samples of the forget classes and of the retained classes,
+    and the forget classes with no sample.
     A forget class without a sample is an error unless `empty_forget` is "repair_only" (Alg. 8's impair
     loop then runs over nothing: what the thesis' code does with an empty D_f)."""
     if len(y) and int(y.max()) >= data.num_classes:
@@ -96,7 +97,7 @@ def split_synthetic(x: torch.Tensor, y: torch.Tensor, data, name: str, empty_for
                         f"(empty_forget: repair_only runs the repair step alone)")
     if is_f.all():
         raise UserError(f"{name}: the synthetic set has no sample of a retained class")
-    return x[is_f], x[~is_f], y[~is_f]
+    return x[is_f], x[~is_f], y[~is_f], missing
 
 
 def impair_repair(model, original, xf: torch.Tensor, xr: torch.Tensor, yr: torch.Tensor, hp: dict, seed: int,
@@ -162,8 +163,7 @@ def unlearn_from_synthetic(method: UnlearningMethod, kind: str, model, data, ctx
 
     path = synthetic_path(ctx, kind)
     x, y, meta = load_synthetic(path, "gan" if kind == "synthetic_gan" else "inversion")
-    xf, xr, yr = split_synthetic(x, y, data, method.name, method.hp.get("empty_forget", "error"))
-    missing = sorted(set(data.forget_classes) - set(y.unique().tolist()))
+    xf, xr, yr, missing = split_synthetic(x, y, data, method.name, method.hp.get("empty_forget", "error"))
     if missing:
         ctx.log(f"{method.name}: no synthetic sample of forget class(es) {missing} (empty_forget: repair_only)")
     log = impair_repair(model, ctx.original, xf, xr, yr, method.hp, ctx.seed, ctx.device, ctx.log, method.name)

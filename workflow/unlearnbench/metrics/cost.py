@@ -25,6 +25,7 @@ from ..keys import settings_key
 # ain_*_censor: 0 exact, 1 lower bound (>=; the model hit the cap), -1 upper bound (<=; retrain hit
 # the cap), 2 undefined (both capped).
 EXACT, LOWER, UPPER, UNDEFINED = 0, 1, -1, 2
+DEFINITIONS = ("epochs", "steps")  # the relearn definitions (metrics/relearn.py); setting `definitions` picks
 
 
 def relearn_settings(config: dict, rvariant: str = "") -> dict:
@@ -59,7 +60,7 @@ def censored_ain(value: float, reached: bool, retrain_value: float, retrain_reac
 def run_relearn_metrics(own: str, retrain: str, out_json: str) -> None:
     a, r = read_json(own), read_json(retrain)
     m = {}
-    for unit in ("epochs", "steps"):  # a capped relearn time is a lower bound in every table, not only in AIN
+    for unit in DEFINITIONS:  # a capped relearn time is a lower bound in every table, not only in AIN
         if f"relearn_{unit}" not in a:  # not measured (relearn setting `definitions`)
             continue
         m[f"relearn_{unit}"], m[f"relearn_{unit}_reached"] = a[f"relearn_{unit}"], a[f"relearn_{unit}_reached"]

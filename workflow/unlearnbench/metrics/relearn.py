@@ -51,6 +51,7 @@ from ..io import write_json
 from ..models.checkpoint import load_model
 from ..runtime import Job, generator, iterate_batches
 from ..training import accuracy, make_optimizer
+from .cost import DEFINITIONS
 
 DEFAULTS: dict[str, Any] = {
     "epochs_samples_per_epoch": 500, "epochs_max": 100, "epochs_threshold": 1.0,
@@ -60,9 +61,8 @@ DEFAULTS: dict[str, Any] = {
 }
 # Options added later (issue #21): at these values a run is what it was before they existed, and the
 # settings recorded in relearn_raw.json name them only where they differ (see `recorded`).
-OPTIONS: dict[str, Any] = {"steps_check_at_start": True, "gold": "retrain", "definitions": ["epochs", "steps"]}
+OPTIONS: dict[str, Any] = {"steps_check_at_start": True, "gold": "retrain", "definitions": list(DEFINITIONS)}
 EVAL_ON = ("forget_train", "forget_test", "forget_val")
-DEFINITIONS = ("epochs", "steps")
 
 
 def settings(user: dict | None) -> dict[str, Any]:
