@@ -218,6 +218,34 @@ def test_held_out_modes_measure_only_held_out_samples_of_the_forget_class(stage_
                                         str(d / "rand.json"), {"eval_on": eval_on})
 
 
+def test_eval_max_samples_measures_a_seeded_subset_the_same_for_every_model_of_a_seed(stage_files, monkeypatch):
+    """eval_max_samples N: the relearn accuracy is measured on N of the forget samples, drawn by the run's
+    seed: the same subset for every model of that seed (so an AIN divides like by like), another for
+    another seed; recorded beside the result; left out, every sample as before."""
+    import json
+
+    from helpers import stage_job
+    from unlearnbench.metrics import relearn
+
+    d, _ = stage_files
+    seen = []
+    monkeypatch.setattr(relearn, "load_model", lambda path, dev: (path, {}))
+    monkeypatch.setattr(relearn, "measure_relearn", lambda model, orig, xt, yt, xf, yf, s, seed, dev: seen.append(
+        xf) or {"relearn_epochs": 0.0, "relearn_epochs_reached": 1.0, "original_forget_acc": 1.0})
+    files = [str(d / "data.npz"), str(d / "split.json"), str(d / "req.json")]
+    n_forget = len(json.loads((d / "req.json").read_text())["forget"])
+    for seed, ckpt in ((0, "unlearned"), (0, "retrain"), (1, "unlearned"), (0, "all")):
+        user = {"definitions": ["epochs"], **({} if ckpt == "all" else {"eval_max_samples": 10})}
+        relearn.run_relearn_measure(stage_job(seed, raw=d / f"sub{seed}{ckpt}.json"), ckpt, "o", *files, user)
+    assert [len(x) for x in seen] == [10, 10, 10, n_forget] and n_forget > 10
+    assert torch.equal(seen[0], seen[1]) and not torch.equal(seen[0], seen[2])
+    assert json.loads((d / "sub0unlearned.json").read_text())["settings"]["eval_max_samples"] == 10
+    assert "eval_max_samples" not in json.loads((d / "sub0all.json").read_text())["settings"]
+    for bad in (0, 2.5, True, "10"):
+        with pytest.raises(UserError, match="eval_max_samples"):
+            settings({"eval_max_samples": bad})
+
+
 def test_the_reference_gold_model_has_the_asked_recipe(stage_files):
     """gold {epochs, retain_fraction}: the original's recipe for `epochs` epochs, from scratch, on a seeded
     random `retain_fraction` of the retain set (never a forget sample); the same files for the same seed."""
