@@ -94,6 +94,27 @@ def test_compute_metrics_on_a_class_forgetting_case():
     assert set(flags) >= {"svc", "entropy_lr", "prob_lr", "sm_confidence", "sm_entropy", "sm_mentropy", "forget_pred_hist"}
 
 
+def test_a_destroyed_model_gets_metrics_not_a_crash():
+    """Logits with NaN or inf (an influence step too large, seen on a tuning cell): the sample has no
+    prediction (wrong in every accuracy, out of the histogram), the attacks see uniform probabilities,
+    and metrics.json counts the samples; a finite model's metrics carry no such key."""
+    logits = np.array([[2.0, 1.0, 0.0], [np.nan, 3.0, 1.0], [0.0, np.inf, 5.0], [1.0, 0.0, 0.0]])
+    assert accuracy(logits, np.array([0, 1, 2, 0])) == 50.0  # rows 1 and 2 would be right, but have no prediction
+    assert prediction_histogram(logits, 3).tolist() == [1.0, 0.0, 0.0]
+    assert np.allclose(softmax(logits)[1:3], 1 / 3) and np.isfinite(softmax(logits)).all()
+    rng = np.random.default_rng(0)
+    y = np.tile(np.arange(3), 100)
+    split = {"train": np.arange(200), "val": np.array([], int), "test": np.arange(200, 300)}
+    request = {"forget": np.flatnonzero(y[:200] == 0), "retain": np.flatnonzero(y[:200] != 0), "forget_classes": [0]}
+    good = np.eye(3)[y] * 8 + rng.normal(0, 0.1, (300, 3))
+    broken = good.copy()
+    broken[::2] = np.nan
+    m, _ = compute_metrics(broken, y, split, request, 3)
+    assert m["nonfinite_outputs"] == 150 and m["acc_retain"] == pytest.approx(50, abs=2)
+    assert all(math.isfinite(v) for k, v in m.items() if k.startswith("mia_"))
+    assert "nonfinite_outputs" not in compute_metrics(good, y, split, request, 3)[0]
+
+
 def test_weight_distance_and_sparsity():
     a = {"w": np.array([3.0, 0.0], np.float32), "b": np.array([0.0]), "running_mean": np.array([5.0])}
     b = {"w": np.array([0.0, 0.0], np.float32), "b": np.array([4.0]), "running_mean": np.array([0.0])}

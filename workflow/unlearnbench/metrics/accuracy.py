@@ -20,6 +20,10 @@ Names are explicit so each paper's table convention can be rendered from them:
                    model and of the retrained model
   dist_original / dist_retrain: L2 distance of all parameters to the original / retrained model
   sparsity         fraction of zero conv weights (95 % for a pruned original and its unlearned models)
+  nonfinite_outputs number of samples whose logits hold a NaN or an infinity (a destroyed model, e.g. an
+                   influence step too large); written only when > 0. Such a sample has no prediction: it
+                   counts as wrong in every accuracy, is left out of the prediction histogram, and the
+                   attacks see uniform probabilities for it (no information).
 """
 
 from __future__ import annotations
@@ -34,18 +38,26 @@ from .mia import Shadow, evaluate_attacks, thesis_mia
 
 
 def softmax(logits: np.ndarray) -> np.ndarray:
+    """Row-wise softmax; a row with a non-finite logit gets uniform probabilities."""
+    logits = np.where(np.isfinite(logits).all(1, keepdims=True), logits, 0.0)
     z = logits - logits.max(1, keepdims=True)
     e = np.exp(z)
     return e / e.sum(1, keepdims=True)
 
 
+def predictions(logits: np.ndarray) -> np.ndarray:
+    """Argmax per row; -1 (no prediction) for a row with a non-finite logit."""
+    return np.where(np.isfinite(logits).all(1), logits.argmax(1), -1)
+
+
 def accuracy(logits: np.ndarray, y: np.ndarray) -> float:
-    return float((logits.argmax(1) == y).mean() * 100) if len(y) else float("nan")
+    return float((predictions(logits) == y).mean() * 100) if len(y) else float("nan")
 
 
 def prediction_histogram(logits: np.ndarray, num_classes: int) -> np.ndarray:
-    """Fraction of samples predicted as each class."""
-    counts = np.bincount(logits.argmax(1), minlength=num_classes).astype(float)
+    """Fraction of samples predicted as each class (samples without a prediction left out)."""
+    pred = predictions(logits)
+    counts = np.bincount(pred[pred >= 0], minlength=num_classes).astype(float)
     return counts / max(counts.sum(), 1)
 
 
@@ -105,6 +117,9 @@ def compute_metrics(
         "acc_test_retain_classmean": float(np.mean([accuracy(logits[test_r[y[test_r] == c]], y[test_r[y[test_r] == c]])
                                                     for c in np.unique(y[test_r])])) if len(test_r) else float("nan"),
     }
+    nonfinite = int((~np.isfinite(logits).all(1)).sum())
+    if nonfinite:
+        m["nonfinite_outputs"] = nonfinite
     p = softmax(logits.astype(np.float64))
     shadow = Shadow.sample(p[retain], y[retain], p[test_r], y[test_r], seed=seed)
     # every attack's score with its own held-out balanced accuracy (cross-fitted on the shadow data)
