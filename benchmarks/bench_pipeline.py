@@ -27,6 +27,16 @@ Writes benchmarks/out/<name>.json and prints a Markdown table.
                                                   # its headline build cold, with the overlay (real_<paper>.json)
     python3.11 bootstrap.py bench --wall          # table1 cold with the OS wall and without it
                                                   # (UNLEARNBENCH_WALL=0), back to back (benchmarks/out/wall.json)
+
+A cold build longer than one sitting (a real page of hours) can be measured in segments, each one
+uninterrupted Snakemake run in the same fresh work directory: `--until RULE...` builds only the jobs of
+those rules and what they need, writes <name>.partial.json and stops; `--resume` builds the rest at the
+same commit and writes the record with cold_s = the sum of the segments' wall times (each segment's time,
+jobs and load in `segments`). The pause between segments is not counted; a core left idle at a segment's
+end is.
+
+    python3.11 bootstrap.py bench --real --only dau --until train_original prune_original train_retrain
+    python3.11 bootstrap.py bench --real --only dau --resume
 """
 
 from __future__ import annotations
@@ -83,15 +93,46 @@ def machine() -> dict:
     return {"cpu": cpu, "cpu_count": os.cpu_count(), "platform": platform.platform(), "python": platform.python_version()}
 
 
+def segments_so_far(name: str, out: Path, commit: str, resume: bool) -> list[dict]:
+    """The segments already built of a cold build measured in parts (empty: a fresh build)."""
+    partial = out / f"{name}.partial.json"
+    if not resume:
+        partial.unlink(missing_ok=True)
+        return []
+    if not partial.exists():
+        sys.exit(f"bench: nothing to resume for {name} ({partial} is missing); start it with --until RULE...")
+    done = json.loads(partial.read_text())
+    if done["commit"] != commit:
+        sys.exit(f"bench: {name}'s first segment was built at commit {done['commit']}, HEAD is {commit}; one cold "
+                 f"build is one commit: check it out, or start again without --resume")
+    return done["segments"]
+
+
 def bench(name: str, targets: list[str], cores: int, out: Path, change: bool, mode: str = "portable",
-          env: dict | None = None, extra: tuple[str, ...] = ()) -> dict:
+          env: dict | None = None, extra: tuple[str, ...] = (), commit: str = "", until: tuple[str, ...] = (),
+          resume: bool = False) -> dict | None:
+    """One cold build and its measures; with `until`, only its first segment (None: the rest is to --resume)."""
     work = out / f"work_{name}"
-    shutil.rmtree(work, ignore_errors=True)
-    work.mkdir(parents=True)
+    segments = segments_so_far(name, out, commit, resume)
+    if not segments:
+        shutil.rmtree(work, ignore_errors=True)
+        work.mkdir(parents=True)
     load0 = os.getloadavg()
     trace = work / "warm_trace.jsonl"  # every job's script time, as the warm runner measured it
     numerics = [*extra, f"--config", f"numerics={mode}"]
-    cold, log = run(work, cores, targets, *numerics, env={"UNLEARNBENCH_WARM_TRACE": str(trace), **(env or {})})
+    secs, log = run(work, cores, targets, *numerics, *(["--until", *until] if until else []),
+                    env={"UNLEARNBENCH_WARM_TRACE": str(trace), **(env or {})})
+    segments.append({"seconds": round(secs, 1), "jobs": jobs_done(log), "until": list(until) or None, "commit": commit,
+                     "date": time.strftime("%Y-%m-%d %H:%M"), "load_before": [round(v, 2) for v in load0],
+                     "load_after": [round(v, 2) for v in os.getloadavg()]})
+    if until:
+        (out / f"{name}.partial.json").write_text(json.dumps(
+            {"name": name, "targets": targets, "commit": commit, "segments": segments}, indent=2) + "\n")
+        print(f"{name}: segment {len(segments)} ({' '.join(until)}): {segments[-1]['jobs']} jobs in {secs:.0f} s; "
+              f"the rest: the same command with --resume instead of --until", flush=True)
+        return None
+    cold, log_jobs = sum(s["seconds"] for s in segments), sum(s["jobs"] for s in segments)
+    load0 = segments[0]["load_before"]
     # the cold build's tables, kept apart: the changed-setting run below rewrites results/tables
     if (work / "results" / "tables").is_dir():  # (a claims target writes no table of its own)
         shutil.copytree(work / "results" / "tables", work / "cold_tables")
@@ -118,12 +159,15 @@ def bench(name: str, targets: list[str], cores: int, out: Path, change: bool, mo
         by_script.setdefault(re.sub(r"^tmp[^.]*\.", "", r["script"]), []).append(r["seconds"])
     res = {"script_mean_s": {k: [round(sum(v) / len(v), 3), len(v)] for k, v in sorted(by_script.items())},
            "name": name, "targets": targets, "cores": cores, "cold_s": round(cold, 1), "compute_s": round(compute, 1),
-           "compute_by_stage_s": {k: round(v, 1) for k, v in by_kind.items()}, "jobs": jobs_done(log),
+           "compute_by_stage_s": {k: round(v, 1) for k, v in by_kind.items()}, "jobs": log_jobs,
            "ratio": round(cold / (compute / cores), 2) if compute else None, "noop_s": round(noop, 2),
            "job_work_s": round(job_work, 1), "jobs_traced": len(scripts),
            "ratio_job_work": round(cold / (job_work / cores), 2) if job_work else None,
            "noop_bootstrap_s": noop_boot, "warm_runner": os.environ.get("UNLEARNBENCH_WARM", "1") != "0",
            "startup_s": round(startup, 2), "load_before": [round(v, 2) for v in load0], "numerics": mode}
+    if len(segments) > 1:
+        res["segments"] = segments
+    (out / f"{name}.partial.json").unlink(missing_ok=True)
     if change:  # one setting of an untuned method (a tuned method's settings are held by the lock)
         overlay = work / "changed.yaml"
         overlay.write_text(yaml.safe_dump({"methods": {"retrain_indep": {"method": "retrain", "replica": 2}}}))
@@ -154,7 +198,12 @@ def main() -> None:
     ap.add_argument("--numerics", action="store_true", help="table1 cold in portable and in native mode (numerics.json)")
     ap.add_argument("--wall", action="store_true", help="table1 cold with and without the OS wall (wall.json)")
     ap.add_argument("--real", action="store_true", help="each paper's real tier (real.yaml) cold: its headline build (real_<paper>.json)")
+    ap.add_argument("--until", nargs="+", default=(), metavar="RULE",
+                    help="the first segment of a cold build: only these rules' jobs and what they need (then --resume)")
+    ap.add_argument("--resume", action="store_true", help="build the rest of a cold build started with --until")
     args = ap.parse_args()
+    if (args.until or args.resume) and not (args.only and len(args.only) == 1) or (args.until and args.resume):
+        ap.error("--until / --resume measure one benchmark in segments: name it with --only NAME, and give one of the two")
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     papers = sorted(p.name for p in (REPO / "workflow" / "papers").iterdir() if (p / "study.yaml").exists())
@@ -170,7 +219,9 @@ def main() -> None:
         for p in (args.only or [p for p in papers if (REPO / "workflow" / "papers" / p / "real.yaml").exists()]):
             overlay = REPO / "workflow" / "papers" / p / "real.yaml"
             res = bench(f"real_{p}", headline(f"{p}_real", overlay), args.cores, out, change=False,
-                        extra=(f"--configfile={overlay}",))
+                        extra=(f"--configfile={overlay}",), commit=commit, until=tuple(args.until), resume=args.resume)
+            if res is None:
+                continue
             res.update(machine=machine(), commit=commit, date=time.strftime("%Y-%m-%d"),
                        configfile=str(overlay.relative_to(REPO)))
             (out / f"real_{p}.json").write_text(json.dumps(res, indent=2) + "\n")
@@ -178,7 +229,10 @@ def main() -> None:
         return None
     rows = []
     for name in names:
-        res = bench(name, plan[name], args.cores, out, change=name == "table1")
+        res = bench(name, plan[name], args.cores, out, change=name == "table1" and not (args.until or args.resume),
+                    commit=commit, until=tuple(args.until), resume=args.resume)
+        if res is None:
+            continue
         res.update(machine=machine(), commit=commit, date=time.strftime("%Y-%m-%d"))
         (out / f"{name}.json").write_text(json.dumps(res, indent=2) + "\n")
         rows.append(res)

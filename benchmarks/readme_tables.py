@@ -40,6 +40,11 @@ def header(record: dict, extra: str = "") -> str:
     m = record["machine"]
     load = ", ".join(f"{v:.2f}" for v in record["load_before"])
     after = f", {record['load_after'][0]:.2f} (1 min) after it" if record.get("load_after") else ""
+    if record.get("segments"):  # a cold build measured in uninterrupted parts (bench --until, then --resume)
+        seg = record["segments"]
+        times = " + ".join(f"{s['seconds']:.0f}" for s in seg)
+        loads = "; ".join(", ".join(f"{v:.2f}" for v in s["load_before"]) for s in seg)
+        extra = f", in {len(seg)} segments of {times} s (load before each: {loads}; the pause between them not counted)" + extra
     return (f"*Generated from the cold build of `{' '.join(record['targets'])}` by `bootstrap.py bench` at commit "
             f"{record['commit']} ({record['date']}): {m['cpu']}, {m['cpu_count']} cores, load average before the run "
             f"{load} (1, 5, 15 min){after}, numerics {record.get('numerics', 'portable')}, {record['cores']} Snakemake cores, "

@@ -2,7 +2,9 @@
 read and the tables holding its paper-exact rows, on both tiers."""
 
 import importlib.util
+import json
 
+import pytest
 import yaml
 
 from conftest import REPO
@@ -33,3 +35,28 @@ def test_every_shipped_paper_and_real_tier_has_a_headline_build():
         if (folder / "real.yaml").exists():
             real = mod.headline(f"{folder.name}_real", folder / "real.yaml")
             assert real[0] == f"results/papers/{folder.name}_real.claims.md" and len(real) > 1, folder.name
+
+
+def test_a_cold_build_measured_in_two_segments_sums_them_at_one_commit(tmp_path, monkeypatch):
+    mod = _module()
+    calls = []
+
+    def fake_run(work, cores, targets, *extra, env=None):  # Snakemake's wall time and log, without Snakemake
+        calls.append(extra)
+        return (100.0, "3 of 3 steps (100%) done") if "--until" in extra else (250.0, "5 of 5 steps (100%) done")
+
+    monkeypatch.setattr(mod, "run", fake_run)
+    kw = dict(extra=("--configfile=x.yaml",), commit="abc1234")
+    first = mod.bench("real_p", ["t.md"], 2, tmp_path, change=False, until=("train_original",), **kw)
+    assert first is None and calls[0][-2:] == ("--until", "train_original")
+    assert json.loads((tmp_path / "real_p.partial.json").read_text())["segments"][0]["jobs"] == 3
+    with pytest.raises(SystemExit, match="HEAD is def5678"):  # the rest at another commit is not one build
+        mod.bench("real_p", ["t.md"], 2, tmp_path, change=False, resume=True, extra=kw["extra"], commit="def5678")
+    res = mod.bench("real_p", ["t.md"], 2, tmp_path, change=False, resume=True, **kw)
+    assert "--until" not in calls[1] and res["cold_s"] == 350.0 and res["jobs"] == 8
+    assert [s["seconds"] for s in res["segments"]] == [100.0, 250.0] and res["load_before"] == res["segments"][0]["load_before"]
+    assert not (tmp_path / "real_p.partial.json").exists()
+    with pytest.raises(SystemExit, match="start it with --until"):  # nothing left to resume
+        mod.bench("real_p", ["t.md"], 2, tmp_path, change=False, resume=True, **kw)
+    one = mod.bench("real_p", ["t.md"], 2, tmp_path, change=False, **kw)  # a build in one go: no segments
+    assert one["cold_s"] == 250.0 and "segments" not in one

@@ -82,3 +82,10 @@ def test_the_real_block_holds_the_claims_and_the_tables_of_one_cold_build(tmp_pa
     r = mod.block("real", "uisps")
     assert "overlay `workflow/papers/uisps/real.yaml`" in r and "AMD EPYC 9R14, 2 cores" in r and "2400 s" in r
     assert "**inconclusive**" in r and "## UISPS Table I on real data" in r and "| original | 88.10 ± 0.20 |" in r
+
+
+def test_a_cold_build_in_segments_says_so_with_each_segment_s_time_and_load(tmp_path):
+    rec = {**_record("real_dau", 9000.0), "segments": [{"seconds": 4000.0, "load_before": [0.1, 0.2, 0.3]},
+                                                       {"seconds": 5000.0, "load_before": [0.4, 0.5, 0.6]}]}
+    h = _module(tmp_path).header(rec)
+    assert "9000 s, in 2 segments of 4000 + 5000 s" in h and "0.10, 0.20, 0.30; 0.40, 0.50, 0.60" in h
