@@ -30,10 +30,10 @@ Writes benchmarks/out/<name>.json and prints a Markdown table.
 
 A cold build longer than one sitting (a real page of hours) can be measured in segments, each one
 uninterrupted Snakemake run in the same fresh work directory: `--until RULE...` builds only the jobs of
-those rules and what they need, writes <name>.partial.json and stops; `--resume` builds the rest at the
-same commit and writes the record with cold_s = the sum of the segments' wall times (each segment's time,
-jobs and load in `segments`). The pause between segments is not counted; a core left idle at a segment's
-end is.
+those rules (or files) and what they need, writes <name>.partial.json and stops; `--resume --until ...` adds
+another segment; `--resume` builds the rest at the same commit and writes the record with cold_s = the sum
+of the segments' wall times (each segment's time, jobs and load in `segments`). The pause between segments
+is not counted; a core left idle at a segment's end is.
 
     python3.11 bootstrap.py bench --real --only dau --until train_original prune_original train_retrain
     python3.11 bootstrap.py bench --real --only dau --resume
@@ -200,10 +200,11 @@ def main() -> None:
     ap.add_argument("--real", action="store_true", help="each paper's real tier (real.yaml) cold: its headline build (real_<paper>.json)")
     ap.add_argument("--until", nargs="+", default=(), metavar="RULE",
                     help="the first segment of a cold build: only these rules' jobs and what they need (then --resume)")
-    ap.add_argument("--resume", action="store_true", help="build the rest of a cold build started with --until")
+    ap.add_argument("--resume", action="store_true",
+                    help="go on with a cold build started with --until: the rest, or with --until the next segment")
     args = ap.parse_args()
-    if (args.until or args.resume) and not (args.only and len(args.only) == 1) or (args.until and args.resume):
-        ap.error("--until / --resume measure one benchmark in segments: name it with --only NAME, and give one of the two")
+    if (args.until or args.resume) and not (args.only and len(args.only) == 1):
+        ap.error("--until / --resume measure one benchmark in segments: name it with --only NAME")
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     papers = sorted(p.name for p in (REPO / "workflow" / "papers").iterdir() if (p / "study.yaml").exists())

@@ -37,7 +37,7 @@ def test_every_shipped_paper_and_real_tier_has_a_headline_build():
             assert real[0] == f"results/papers/{folder.name}_real.claims.md" and len(real) > 1, folder.name
 
 
-def test_a_cold_build_measured_in_two_segments_sums_them_at_one_commit(tmp_path, monkeypatch):
+def test_a_cold_build_measured_in_segments_sums_them_at_one_commit(tmp_path, monkeypatch):
     mod = _module()
     calls = []
 
@@ -52,9 +52,12 @@ def test_a_cold_build_measured_in_two_segments_sums_them_at_one_commit(tmp_path,
     assert json.loads((tmp_path / "real_p.partial.json").read_text())["segments"][0]["jobs"] == 3
     with pytest.raises(SystemExit, match="HEAD is def5678"):  # the rest at another commit is not one build
         mod.bench("real_p", ["t.md"], 2, tmp_path, change=False, resume=True, extra=kw["extra"], commit="def5678")
+    second = mod.bench("real_p", ["t.md"], 2, tmp_path, change=False, resume=True, until=("unlearn",), **kw)
+    assert second is None and len(json.loads((tmp_path / "real_p.partial.json").read_text())["segments"]) == 2
     res = mod.bench("real_p", ["t.md"], 2, tmp_path, change=False, resume=True, **kw)
-    assert "--until" not in calls[1] and res["cold_s"] == 350.0 and res["jobs"] == 8
-    assert [s["seconds"] for s in res["segments"]] == [100.0, 250.0] and res["load_before"] == res["segments"][0]["load_before"]
+    assert "--until" not in calls[2] and res["cold_s"] == 450.0 and res["jobs"] == 11
+    assert [s["seconds"] for s in res["segments"]] == [100.0, 100.0, 250.0]
+    assert res["load_before"] == res["segments"][0]["load_before"]
     assert not (tmp_path / "real_p.partial.json").exists()
     with pytest.raises(SystemExit, match="start it with --until"):  # nothing left to resume
         mod.bench("real_p", ["t.md"], 2, tmp_path, change=False, resume=True, **kw)
