@@ -31,9 +31,10 @@ Writes benchmarks/out/<name>.json and prints a Markdown table.
 A cold build longer than one sitting (a real page of hours) can be measured in segments, each one
 uninterrupted Snakemake run in the same fresh work directory: `--until RULE...` builds only the jobs of
 those rules (or files) and what they need, writes <name>.partial.json and stops; `--resume --until ...` adds
-another segment; `--resume` builds the rest at the same commit and writes the record with cold_s = the sum
-of the segments' wall times (each segment's time, jobs and load in `segments`). The pause between segments
-is not counted; a core left idle at a segment's end is.
+another segment; `--resume` builds the rest and writes the record with cold_s = the sum of the segments'
+wall times (each segment's time, jobs, load and commit in `segments`). The segments must run the same
+pipeline: between their commits only the bench harness, tests and Markdown may differ. The pause between
+segments is not counted; a core left idle at a segment's end is.
 
     python3.11 bootstrap.py bench --real --only dau --until train_original prune_original train_retrain
     python3.11 bootstrap.py bench --real --only dau --resume
@@ -80,8 +81,19 @@ def compute_seconds(work: Path) -> tuple[float, dict[str, float]]:
 
 
 def jobs_done(log: str) -> int:
-    m = re.findall(r"(\d+) of (\d+) steps \(100%\) done", log)
-    return int(m[-1][1]) if m else 0
+    """Jobs a Snakemake run finished (its progress line counts the whole DAG under --until)."""
+    return len(re.findall(r"^Finished jobid: \d+", log, re.M))
+
+
+BUILD_NEUTRAL = ("benchmarks/", "tests/")  # with *.md: files no rule reads
+
+
+def build_changes(a: str, b: str) -> list[str]:
+    """Files between two commits that a build can read (all but the bench harness, tests and Markdown)."""
+    diff = subprocess.run(["git", "-C", str(REPO), "diff", "--name-only", a, b], capture_output=True, text=True)
+    if diff.returncode:
+        return [f"(git diff {a} {b} failed)"]
+    return [f for f in diff.stdout.split() if not f.startswith(BUILD_NEUTRAL) and not f.endswith(".md")]
 
 
 def machine() -> dict:
@@ -102,9 +114,11 @@ def segments_so_far(name: str, out: Path, commit: str, resume: bool) -> list[dic
     if not partial.exists():
         sys.exit(f"bench: nothing to resume for {name} ({partial} is missing); start it with --until RULE...")
     done = json.loads(partial.read_text())
-    if done["commit"] != commit:
-        sys.exit(f"bench: {name}'s first segment was built at commit {done['commit']}, HEAD is {commit}; one cold "
-                 f"build is one commit: check it out, or start again without --resume")
+    changed = build_changes(done["commit"], commit) if done["commit"] != commit else []
+    if changed:
+        sys.exit(f"bench: {name}'s first segment was built at commit {done['commit']}, HEAD is {commit} and changes "
+                 f"{changed[0]} (and {len(changed) - 1} more files a build reads); one cold build is one pipeline: "
+                 f"check {done['commit']} out, or start again without --resume")
     return done["segments"]
 
 
@@ -127,7 +141,7 @@ def bench(name: str, targets: list[str], cores: int, out: Path, change: bool, mo
                      "load_after": [round(v, 2) for v in os.getloadavg()]})
     if until:
         (out / f"{name}.partial.json").write_text(json.dumps(
-            {"name": name, "targets": targets, "commit": commit, "segments": segments}, indent=2) + "\n")
+            {"name": name, "targets": targets, "commit": segments[0]["commit"], "segments": segments}, indent=2) + "\n")
         print(f"{name}: segment {len(segments)} ({' '.join(until)}): {segments[-1]['jobs']} jobs in {secs:.0f} s; "
               f"the rest: the same command with --resume instead of --until", flush=True)
         return None
