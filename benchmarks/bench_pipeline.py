@@ -29,14 +29,14 @@ Writes benchmarks/out/<name>.json and prints a Markdown table.
                                                   # (UNLEARNBENCH_WALL=0), back to back (benchmarks/out/wall.json)
 
 A cold build longer than one sitting (a real page of hours) can be measured in segments, each one
-uninterrupted Snakemake run in the same fresh work directory: `--until RULE...` builds only the jobs of
-those rules (or files) and what they need, writes <name>.partial.json and stops; `--resume --until ...` adds
+uninterrupted Snakemake run in the same fresh work directory: `--until FILE...` builds only those files
+of the build (Snakemake targets) and what they need, writes <name>.partial.json and stops; `--resume --until ...` adds
 another segment; `--resume` builds the rest and writes the record with cold_s = the sum of the segments'
 wall times (each segment's time, jobs, load and commit in `segments`). The segments must run the same
 pipeline: between their commits only the bench harness, tests and Markdown may differ. The pause between
 segments is not counted; a core left idle at a segment's end is.
 
-    python3.11 bootstrap.py bench --real --only dau --until train_original prune_original train_retrain
+    python3.11 bootstrap.py bench --real --only dau --until results/runs/fashion/resnet20/fashion/s0/dau_class/dau_real/metrics.json
     python3.11 bootstrap.py bench --real --only dau --resume
 """
 
@@ -134,8 +134,9 @@ def bench(name: str, targets: list[str], cores: int, out: Path, change: bool, mo
     load0 = os.getloadavg()
     trace = work / "warm_trace.jsonl"  # every job's script time, as the warm runner measured it
     numerics = [*extra, f"--config", f"numerics={mode}"]
-    secs, log = run(work, cores, targets, *numerics, *(["--until", *until] if until else []),
-                    env={"UNLEARNBENCH_WARM_TRACE": str(trace), **(env or {})})
+    # a segment builds its files as Snakemake's targets (Snakemake's own --until stalled on this DAG:
+    # "Out of jobs ready to be started", its issue #823, with rules of one output pattern)
+    secs, log = run(work, cores, list(until) or targets, *numerics, env={"UNLEARNBENCH_WARM_TRACE": str(trace), **(env or {})})
     segments.append({"seconds": round(secs, 1), "jobs": jobs_done(log), "until": list(until) or None, "commit": commit,
                      "date": time.strftime("%Y-%m-%d %H:%M"), "load_before": [round(v, 2) for v in load0],
                      "load_after": [round(v, 2) for v in os.getloadavg()]})
@@ -212,8 +213,8 @@ def main() -> None:
     ap.add_argument("--numerics", action="store_true", help="table1 cold in portable and in native mode (numerics.json)")
     ap.add_argument("--wall", action="store_true", help="table1 cold with and without the OS wall (wall.json)")
     ap.add_argument("--real", action="store_true", help="each paper's real tier (real.yaml) cold: its headline build (real_<paper>.json)")
-    ap.add_argument("--until", nargs="+", default=(), metavar="RULE",
-                    help="the first segment of a cold build: only these rules' jobs and what they need (then --resume)")
+    ap.add_argument("--until", nargs="+", default=(), metavar="FILE",
+                    help="a segment of a cold build: only these files of it and what they need (then --resume)")
     ap.add_argument("--resume", action="store_true",
                     help="go on with a cold build started with --until: the rest, or with --until the next segment")
     args = ap.parse_args()

@@ -42,24 +42,24 @@ def test_a_cold_build_measured_in_segments_sums_them_at_one_commit(tmp_path, mon
     calls = []
 
     def fake_run(work, cores, targets, *extra, env=None):  # Snakemake's wall time and log, without Snakemake
-        calls.append(extra)
-        if "--until" in extra:  # its progress line counts the whole DAG: 3 jobs run "of 9"
+        calls.append(targets)
+        if targets != ["t.md"]:  # a segment: its progress line may count more than it runs
             return 100.0, "".join(f"Finished jobid: {i} (Rule: a)\n{i} of 9 steps ({i * 11}%) done\n" for i in (1, 2, 3))
         return 250.0, "".join(f"Finished jobid: {i} (Rule: b)\n{i} of 5 steps ({i * 20}%) done\n" for i in range(1, 6))
 
     monkeypatch.setattr(mod, "run", fake_run)
     kw = dict(extra=("--configfile=x.yaml",), commit="abc1234")
-    first = mod.bench("real_p", ["t.md"], 2, tmp_path, change=False, until=("train_original",), **kw)
-    assert first is None and calls[0][-2:] == ("--until", "train_original")
+    first = mod.bench("real_p", ["t.md"], 2, tmp_path, change=False, until=("models/a.pt",), **kw)
+    assert first is None and calls[0] == ["models/a.pt"]
     assert json.loads((tmp_path / "real_p.partial.json").read_text())["segments"][0]["jobs"] == 3
     monkeypatch.setattr(mod, "build_changes", lambda a, b: {"def5678": ["workflow/x.py"], "abc9999": []}[b])
     with pytest.raises(SystemExit, match="HEAD is def5678 and changes workflow/x.py"):  # another pipeline
         mod.bench("real_p", ["t.md"], 2, tmp_path, change=False, resume=True, extra=kw["extra"], commit="def5678")
-    second = mod.bench("real_p", ["t.md"], 2, tmp_path, change=False, resume=True, until=("unlearn",),
+    second = mod.bench("real_p", ["t.md"], 2, tmp_path, change=False, resume=True, until=("runs/b.json",),
                        extra=kw["extra"], commit="abc9999")  # a commit that changed no file a build reads
     assert second is None and len(json.loads((tmp_path / "real_p.partial.json").read_text())["segments"]) == 2
     res = mod.bench("real_p", ["t.md"], 2, tmp_path, change=False, resume=True, **kw)
-    assert "--until" not in calls[2] and res["cold_s"] == 450.0 and res["jobs"] == 11
+    assert calls[2] == ["t.md"] and res["cold_s"] == 450.0 and res["jobs"] == 11
     assert [s["seconds"] for s in res["segments"]] == [100.0, 100.0, 250.0]
     assert res["load_before"] == res["segments"][0]["load_before"]
     assert not (tmp_path / "real_p.partial.json").exists()
