@@ -105,6 +105,14 @@ def machine() -> dict:
     return {"cpu": cpu, "cpu_count": os.cpu_count(), "platform": platform.platform(), "python": platform.python_version()}
 
 
+def results_listing(work: Path) -> str:
+    """A fingerprint of the files under a work directory's results/ (which jobs have run)."""
+    import hashlib
+
+    names = sorted(str(f.relative_to(work)) for f in (work / "results").rglob("*") if f.is_file())
+    return hashlib.sha256("\n".join(names).encode()).hexdigest()[:16]
+
+
 def segments_so_far(name: str, out: Path, commit: str, resume: bool) -> list[dict]:
     """The segments already built of a cold build measured in parts (empty: a fresh build)."""
     partial = out / f"{name}.partial.json"
@@ -112,13 +120,16 @@ def segments_so_far(name: str, out: Path, commit: str, resume: bool) -> list[dic
         partial.unlink(missing_ok=True)
         return []
     if not partial.exists():
-        sys.exit(f"bench: nothing to resume for {name} ({partial} is missing); start it with --until RULE...")
+        sys.exit(f"bench: nothing to resume for {name} ({partial} is missing); start it with --until FILE...")
     done = json.loads(partial.read_text())
     changed = build_changes(done["commit"], commit) if done["commit"] != commit else []
     if changed:
         sys.exit(f"bench: {name}'s first segment was built at commit {done['commit']}, HEAD is {commit} and changes "
                  f"{changed[0]} (and {len(changed) - 1} more files a build reads); one cold build is one pipeline: "
                  f"check {done['commit']} out, or start again without --resume")
+    if done.get("results_listing") and done["results_listing"] != results_listing(out / f"work_{name}"):
+        sys.exit(f"bench: {out / f'work_{name}'} changed since segment {len(done['segments'])} ended (an interrupted or "
+                 f"failed run leaves jobs that no segment timed); start again without --resume")
     return done["segments"]
 
 
@@ -142,7 +153,8 @@ def bench(name: str, targets: list[str], cores: int, out: Path, change: bool, mo
                      "load_after": [round(v, 2) for v in os.getloadavg()]})
     if until:
         (out / f"{name}.partial.json").write_text(json.dumps(
-            {"name": name, "targets": targets, "commit": segments[0]["commit"], "segments": segments}, indent=2) + "\n")
+            {"name": name, "targets": targets, "commit": segments[0]["commit"], "segments": segments,
+             "results_listing": results_listing(work)}, indent=2) + "\n")
         print(f"{name}: segment {len(segments)} ({' '.join(until)}): {segments[-1]['jobs']} jobs in {secs:.0f} s; "
               f"the rest: the same command with --resume instead of --until", flush=True)
         return None

@@ -55,6 +55,12 @@ def test_a_cold_build_measured_in_segments_sums_them_at_one_commit(tmp_path, mon
     monkeypatch.setattr(mod, "build_changes", lambda a, b: {"def5678": ["workflow/x.py"], "abc9999": []}[b])
     with pytest.raises(SystemExit, match="HEAD is def5678 and changes workflow/x.py"):  # another pipeline
         mod.bench("real_p", ["t.md"], 2, tmp_path, change=False, resume=True, extra=kw["extra"], commit="def5678")
+    stray = tmp_path / "work_real_p" / "results" / "runs" / "x.json"  # a job an interrupted run finished
+    stray.parent.mkdir(parents=True)
+    stray.write_text("{}")
+    with pytest.raises(SystemExit, match="changed since segment 1 ended"):
+        mod.bench("real_p", ["t.md"], 2, tmp_path, change=False, resume=True, **kw)
+    stray.unlink()
     second = mod.bench("real_p", ["t.md"], 2, tmp_path, change=False, resume=True, until=("runs/b.json",),
                        extra=kw["extra"], commit="abc9999")  # a commit that changed no file a build reads
     assert second is None and len(json.loads((tmp_path / "real_p.partial.json").read_text())["segments"]) == 2
