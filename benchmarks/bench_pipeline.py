@@ -43,6 +43,7 @@ segments is not counted; a core left idle at a segment's end is.
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import os
 import platform
@@ -107,8 +108,6 @@ def machine() -> dict:
 
 def results_listing(work: Path) -> str:
     """A fingerprint of the files under a work directory's results/ (which jobs have run)."""
-    import hashlib
-
     names = sorted(str(f.relative_to(work)) for f in (work / "results").rglob("*") if f.is_file())
     return hashlib.sha256("\n".join(names).encode()).hexdigest()[:16]
 
@@ -136,7 +135,7 @@ def segments_so_far(name: str, out: Path, commit: str, resume: bool) -> list[dic
 def bench(name: str, targets: list[str], cores: int, out: Path, change: bool, mode: str = "portable",
           env: dict | None = None, extra: tuple[str, ...] = (), commit: str = "", until: tuple[str, ...] = (),
           resume: bool = False) -> dict | None:
-    """One cold build and its measures; with `until`, only its first segment (None: the rest is to --resume)."""
+    """One cold build and its measures; with `until`, one segment of it (None: more is to --resume)."""
     work = out / f"work_{name}"
     segments = segments_so_far(name, out, commit, resume)
     if not segments:
