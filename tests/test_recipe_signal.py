@@ -1,0 +1,48 @@
+"""benchmarks/recipe_signal.py: the epochs a real-tier recipe trains for are judged on a tuning cell's
+validation data; a recipe passes only when every seed clears the attack and accuracy bars."""
+
+import importlib.util
+import sys
+
+from conftest import REPO
+
+
+def _module():
+    sys.path.insert(0, str(REPO / "benchmarks"))
+    spec = importlib.util.spec_from_file_location("recipe_signal", REPO / "benchmarks" / "recipe_signal.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def _run(epochs, seed, svc, val_acc, best=None):
+    return {"epochs": epochs, "seed": seed, "train_seconds": 10.0 * epochs, "val_acc_all": val_acc,
+            "attack_bacc": {"svc": svc, "sm_confidence": best if best is not None else svc}}
+
+
+def test_a_recipe_meets_the_bars_only_when_every_seed_does():
+    mod = _module()
+    runs = [_run(15, 0, 0.61, 89.0), _run(15, 1, 0.59, 89.5, best=0.62),  # one seed under on SVC
+            _run(20, 0, 0.61, 89.0), _run(20, 1, 0.62, 88.5),
+            _run(25, 0, 0.64, 87.9), _run(25, 1, 0.65, 89.0)]  # one seed under on accuracy
+    rows = {r["epochs"]: r for r in mod.summarise(runs)}
+    assert [rows[e]["meets"] for e in (15, 20, 25)] == [False, True, False]
+    assert rows[15]["svc_min"] == 0.59 and rows[15]["best_attack_min"] == 0.61
+    assert rows[20]["n"] == 2 and rows[20]["val_acc_all"] == [88.75, 0.35]
+
+
+def test_missing_data_names_the_target_that_makes_it_and_writes_nothing(tmp_path, capsys):
+    out = tmp_path / "rec.json"
+    code = _module().main(["--results", str(tmp_path), "--recipe", "fashion", "--dataset", "fashion", "--model",
+                           "resnet20", "--scenario", "clue_tune_class5", "--seeds", "100", "--epochs", "1",
+                           "--out", str(out)])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1 and "snakemake --cores 1" in err[0] and "data.npz" in err[0]
+    assert not out.exists()
+
+
+def test_an_unknown_recipe_is_one_line(tmp_path, capsys):
+    code = _module().main(["--results", str(tmp_path), "--recipe", "nope", "--dataset", "fashion", "--model",
+                           "resnet20", "--scenario", "s", "--seeds", "1", "--epochs", "1"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and err == [f"recipe_signal: training 'nope' is not in {REPO / 'config.yaml'}"]
