@@ -11,6 +11,7 @@ A README marks each generated block with one of
     <!-- generated: claims <paper> -->           the paper's claims table from `bench --only <paper>`
     <!-- generated: real <paper> -->             its real tier: claims and tables from `bench --real`
     <!-- generated: ledger <paper> -->           its settings ledger, built from the config here and now
+    <!-- generated: recipe <recipe> -->          how long the recipe must train (benchmarks/recipe_signal.py)
     ... (replaced) ...
     <!-- end generated -->
 
@@ -158,7 +159,33 @@ def ledger(paper: str) -> str:
             f"`*_paper` rows, tuned = the locked values per tuning entry.*\n\n" + body + "\n")
 
 
+def recipe(name: str) -> str:
+    path = OUT / f"recipe_{name}.json"
+    if not path.exists():
+        raise SystemExit(f"readme_tables: no record {path}; run benchmarks/recipe_signal.py --recipe {name} first")
+    r = json.loads(path.read_text())
+    if "commit" not in r:
+        raise SystemExit(f"readme_tables: {path} names no commit; run benchmarks/recipe_signal.py --recipe {name} again")
+    m, bars = r["machine"], r["bars"]
+    tree = "" if r.get("tree_clean", True) else " with uncommitted changes"
+    out = [f"*Generated from `benchmarks/recipe_signal.py` at commit {r['commit']}{tree} ({r['date']}): {m['cpu']}, "
+           f"{m['cpu_count']} cores, load average before the run {', '.join(f'{v:.2f}' for v in r['load_before'])} "
+           f"(1, 5, 15 min), numerics {r['numerics']}, {len(r['runs'])} originals in {r['wall_s']:.0f} s. Recipe "
+           f"`{r['recipe']}`, {r['model']} on `{r['dataset']}`, tuning cell `{r['scenario']}`, seeds {r['seeds']}; judged "
+           f"on the {r['judged_on']}.*\n",
+           f"| epochs | n | s per original | validation accuracy, all classes (mean ± std) | SVC signal, lowest seed "
+           f"| best attack, lowest seed | every seed ≥ {bars['attack_signal']:.2f} (SVC) and ≥ {bars['accuracy']:.0f} % |",
+           "|---|---|---|---|---|---|---|"]
+    for row in r["summary"]:
+        acc, sd = row["val_acc_all"]
+        out.append(f"| {row['epochs']} | {row['n']} | {row['train_seconds_mean']:.0f} | {acc:.2f} ± {sd:.2f} | "
+                   f"{row['svc_min']:.3f} | {row['best_attack_min']:.3f} | {'yes' if row['meets'] else 'no'} |")
+    return "\n".join(out) + "\n"
+
+
 def block(kind: str, args: str) -> str:
+    if kind == "recipe":
+        return recipe(args)
     if kind == "ledger":
         return ledger(args)
     if kind == "claims":

@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import subprocess
 import sys
 import time
 from concurrent.futures import ProcessPoolExecutor
@@ -126,6 +127,8 @@ def main(argv: list[str] | None = None) -> int:
     export(config.get("numerics", "portable"), threads=1)  # before the workers import torch / numpy
     jobs = [(str(files[0]), str(files[1]), str(files[2]), config["datasets"][a.dataset], config["models"][a.model],
              config["training"][a.recipe], e, s) for e in a.epochs for s in a.seeds]
+    git = lambda *cmd: subprocess.run(["git", "-C", str(ROOT), *cmd], capture_output=True, text=True).stdout.strip()
+    code = {"commit": git("rev-parse", "--short", "HEAD"), "tree_clean": not git("status", "--porcelain", "--untracked-files=no")}
     load = os.getloadavg()
     t0 = time.perf_counter()
     runs = []
@@ -134,7 +137,7 @@ def main(argv: list[str] | None = None) -> int:
             print(json.dumps(r), flush=True)
             runs.append(r)
     rows = summarise(runs)
-    record = {"recipe": a.recipe, "configfiles": [str(f.relative_to(ROOT)) if f.is_relative_to(ROOT) else str(f) for f in files_read], "dataset": a.dataset, "model": a.model, "scenario": a.scenario, "seeds": a.seeds,
+    record = {**code, "recipe": a.recipe, "configfiles": [str(f.relative_to(ROOT)) if f.is_relative_to(ROOT) else str(f) for f in files_read], "dataset": a.dataset, "model": a.model, "scenario": a.scenario, "seeds": a.seeds,
               "judged_on": "validation split: accuracy; attacks with retain members vs retained-class validation non-members",
               "bars": {"attack_signal": SIGNAL, "accuracy": ACCURACY}, "summary": rows, "runs": runs,
               "machine": machine(),

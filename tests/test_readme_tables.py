@@ -89,3 +89,22 @@ def test_a_cold_build_in_segments_says_so_with_each_segment_s_time_and_load(tmp_
                                                        {"seconds": 5000.0, "load_before": [0.4, 0.5, 0.6]}]}
     h = _module(tmp_path).header(rec)
     assert "9000 s, in 2 segments of 4000 + 5000 s" in h and "0.10, 0.20, 0.30; 0.40, 0.50, 0.60" in h
+
+
+def test_a_recipe_block_shows_every_epoch_count_with_its_machine_and_verdict(tmp_path):
+    mod = _module(tmp_path)
+    rows = [{"epochs": 15, "n": 3, "train_seconds_mean": 210.0, "val_acc_all": [89.4, 0.35], "svc_min": 0.5896,
+             "best_attack_min": 0.5933, "meets": False},
+            {"epochs": 20, "n": 3, "train_seconds_mean": 277.0, "val_acc_all": [89.6, 0.52], "svc_min": 0.61,
+             "best_attack_min": 0.6207, "meets": True}]
+    (tmp_path / "recipe_fashion.json").write_text(json.dumps({
+        "commit": "abc1234", "tree_clean": True, "recipe": "fashion", "dataset": "fashion", "model": "resnet20",
+        "scenario": "tune_c5", "seeds": [100, 101, 102], "judged_on": "validation split", "runs": [{}] * 6,
+        "bars": {"attack_signal": 0.6, "accuracy": 88.0}, "summary": rows, "machine": {"cpu": "AMD EPYC 9R14", "cpu_count": 2},
+        "load_before": [0.49, 0.93, 1.54], "wall_s": 1420.6, "numerics": "portable", "date": "2026-12-05 12:33"}))
+    out = mod.block("recipe", "fashion")
+    assert "commit abc1234 (2026-12-05 12:33)" in out and "0.49, 0.93, 1.54" in out and "6 originals in 1421 s" in out
+    assert "| 15 | 3 | 210 | 89.40 ± 0.35 | 0.590 | 0.593 | no |" in out
+    assert "| 20 | 3 | 277 | 89.60 ± 0.52 | 0.610 | 0.621 | yes |" in out
+    with pytest.raises(SystemExit, match="recipe_signal.py --recipe other"):
+        mod.block("recipe", "other")
