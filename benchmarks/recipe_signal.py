@@ -43,6 +43,7 @@ def one_run(args: tuple) -> dict:
     from unlearnbench.data import RequestData, read_archive, to_float
     from unlearnbench.io import read_json
     from unlearnbench.metrics.accuracy import compute_metrics
+    from unlearnbench.metrics.mia import ATTACKS
     from unlearnbench.models.checkpoint import new_model
     from unlearnbench.runtime import seed_everything
     from unlearnbench.training import train
@@ -62,8 +63,6 @@ def one_run(args: tuple) -> dict:
     rd = RequestData.load(data, split, request)
     val = np.asarray(split_d["val"])
     metrics, _ = compute_metrics(logits, rd.y, {"test": val, "val": val}, rd.request, rd.num_classes, seed=seed)
-    from unlearnbench.metrics.mia import ATTACKS
-
     attacks = {name: metrics[f"{'mia_svc_efficacy' if name == 'svc' else 'mia_' + name}_bacc"] for name in ATTACKS}
     return {"epochs": epochs, "seed": seed, "train_seconds": round(seconds, 1),
             "train_acc": round(log[-1]["train_acc"], 2), "val_acc_retained": round(metrics["acc_val"], 2),
@@ -118,6 +117,11 @@ def main(argv: list[str] | None = None) -> int:
         if name not in config.get(group, {}):
             print(f"recipe_signal: {group} {name!r} is not in {', '.join(map(str, files_read))}", file=sys.stderr)
             return 2
+    reported = sorted(n for n, st in config.get("studies", {}).items() if a.scenario in st.get("scenarios", []))
+    if reported:
+        print(f"recipe_signal: scenario {a.scenario!r} is reported by {', '.join(reported)}; judge a recipe on a "
+              "tuning cell's scenario", file=sys.stderr)
+        return 2
     d = Path(a.results) / "data" / a.dataset
     files = [d / "data.npz", d / "split.json", d / "forget" / f"{a.scenario}.json"]
     for f in files:

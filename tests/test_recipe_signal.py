@@ -46,3 +46,11 @@ def test_an_unknown_recipe_is_one_line(tmp_path, capsys):
                            "resnet20", "--scenario", "s", "--seeds", "1", "--epochs", "1"])
     err = capsys.readouterr().err.strip().splitlines()
     assert code == 2 and err == [f"recipe_signal: training 'nope' is not in {REPO / 'config.yaml'}"]
+
+
+def test_a_reported_scenario_is_refused(tmp_path, capsys):
+    code = _module().main(["--results", str(tmp_path), "--configfile", str(REPO / "workflow/papers/clue/real.yaml"),
+                           "--recipe", "fashion20", "--dataset", "fashion", "--model", "resnet20",
+                           "--scenario", "clue_class2", "--seeds", "100", "--epochs", "1"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1 and "reported by clue_table3_real" in err[0]
