@@ -43,7 +43,7 @@ def one_run(args: tuple) -> dict:
     from unlearnbench.data import RequestData, read_archive, to_float
     from unlearnbench.io import read_json
     from unlearnbench.metrics.accuracy import compute_metrics
-    from unlearnbench.metrics.mia import ATTACKS
+    from unlearnbench.metrics.mia import ATTACKS, metric_name
     from unlearnbench.models.checkpoint import new_model
     from unlearnbench.runtime import seed_everything
     from unlearnbench.training import train
@@ -63,7 +63,7 @@ def one_run(args: tuple) -> dict:
     rd = RequestData.load(data, split, request)
     val = np.asarray(split_d["val"])
     metrics, _ = compute_metrics(logits, rd.y, {"test": val, "val": val}, rd.request, rd.num_classes, seed=seed)
-    attacks = {name: metrics[f"{'mia_svc_efficacy' if name == 'svc' else 'mia_' + name}_bacc"] for name in ATTACKS}
+    attacks = {name: metrics[f"{metric_name(name)}_bacc"] for name in ATTACKS}
     return {"epochs": epochs, "seed": seed, "train_seconds": round(seconds, 1),
             "train_acc": round(log[-1]["train_acc"], 2), "val_acc_retained": round(metrics["acc_val"], 2),
             "val_acc_all": round(float((logits[val].argmax(1) == rd.y[val]).mean() * 100), 2),
@@ -102,17 +102,24 @@ def main(argv: list[str] | None = None) -> int:
     a = ap.parse_args(argv)
 
     import yaml
+    from snakemake.utils import update_config
 
     from bench_pipeline import machine
+    from unlearnbench.configfile import check_config_file
+    from unlearnbench.errors import UserError
 
     files_read = [ROOT / "config.yaml", *map(Path, a.configfile)]
     config: dict = {}
-    for f in files_read:  # each group extended: an overlay's entry replaces the one of its name
+    for f in files_read:  # merged as Snakemake merges --configfile overlays
         if not f.exists():
             print(f"recipe_signal: config file {f} does not exist", file=sys.stderr)
             return 2
-        for key, value in (yaml.safe_load(f.read_text()) or {}).items():
-            config[key] = {**config[key], **value} if isinstance(value, dict) and isinstance(config.get(key), dict) else value
+        try:
+            check_config_file(f)  # size, encoding, alias bombs: before anything parses it
+        except UserError as e:
+            print(f"recipe_signal: {e}", file=sys.stderr)
+            return 2
+        update_config(config, yaml.safe_load(f.read_text()) or {})
     for group, name in (("training", a.recipe), ("datasets", a.dataset), ("models", a.model)):
         if name not in config.get(group, {}):
             print(f"recipe_signal: {group} {name!r} is not in {', '.join(map(str, files_read))}", file=sys.stderr)

@@ -34,7 +34,7 @@ import numpy as np
 
 from ..data import RequestData
 from ..io import read_npz, write_json
-from .mia import Shadow, evaluate_attacks, thesis_mia
+from .mia import Shadow, evaluate_attacks, metric_name, thesis_mia
 
 
 def softmax(logits: np.ndarray) -> np.ndarray:
@@ -125,7 +125,7 @@ def compute_metrics(
     # every attack's score with its own held-out balanced accuracy (cross-fitted on the shadow data)
     fractions = {}
     for name, ev in evaluate_attacks(shadow, p[forget], y[forget], seed=seed).items():
-        key = "mia_svc_efficacy" if name == "svc" else f"mia_{name}"
+        key = metric_name(name)
         m[key], m[f"{key}_bacc"], m[f"{key}_bacc_low"] = ev["score"], ev["shadow_bacc"], ev["bacc_low"]
         fractions[name] = ev["member_frac"].astype(np.float32)  # per forget sample: share of folds calling it member
     hist = prediction_histogram(logits[forget], num_classes)

@@ -199,6 +199,11 @@ ATTACKS = tuple(FITTERS)
 REPORTS_NON_MEMBER = frozenset({"svc"})
 
 
+def metric_name(attack: str) -> str:
+    """The metric an attack's score is reported under (its held-out accuracy: + "_bacc")."""
+    return "mia_svc_efficacy" if attack == "svc" else f"mia_{attack}"
+
+
 def all_attacks(shadow: Shadow, p_forget: np.ndarray, y_forget: np.ndarray) -> dict[str, np.ndarray]:
     """Every attack's member flags on the forget set (fitted on all of `shadow`), keyed by metric name."""
     return {name: fit(shadow)(p_forget, y_forget) for name, fit in FITTERS.items()}
