@@ -10,7 +10,8 @@ a recipe that reported tables then use (issue #20: original test accuracy >= 88 
     .venv/bin/python benchmarks/recipe_signal.py --recipe fashion --dataset fashion --model resnet20 \
         --scenario clue_tune_class5 --seeds 100 101 102 --epochs 15 20 25
 
-The data files come from the pipeline (`results/data/<dataset>/`); a missing one is named with the
+Config: what the Snakefile loads (config.yaml, every paper's study.yaml, then `--configfile` overlays
+in order). The data files come from the pipeline (`results/data/<dataset>/`); a missing one is named with the
 snakemake target that makes it. Runs go in parallel, one per core, each on one thread under the
 numerics mode the Snakefile would set. The record: benchmarks/out/recipe_<recipe>.json.
 """
@@ -100,6 +101,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--cores", type=int, default=os.cpu_count() or 1)
     ap.add_argument("--out", default=None, help="record (default benchmarks/out/recipe_<recipe>.json)")
     a = ap.parse_args(argv)
+    fail = lambda msg: print(f"recipe_signal: {msg}", file=sys.stderr) or 2
+    if min(a.epochs) < 1 or a.cores < 1:
+        return fail("--epochs and --cores take whole numbers >= 1")
+    out = Path(a.out or ROOT / "benchmarks" / "out" / f"recipe_{a.recipe}.json")
+    if not out.parent.is_dir():
+        return fail(f"--out: directory {out.parent} does not exist")
 
     import yaml
     from snakemake.utils import update_config
@@ -108,9 +115,12 @@ def main(argv: list[str] | None = None) -> int:
     from unlearnbench.configfile import check_config_file
     from unlearnbench.errors import UserError
 
-    files_read = [ROOT / "config.yaml", *map(Path, a.configfile)]
+    # what the Snakefile loads: config.yaml, every paper's study.yaml, then the command line's overlays
+    papers = sorted((ROOT / "workflow" / "papers").glob("*/study.yaml"))
+    files_read = [ROOT / "config.yaml", *papers, *map(Path, a.configfile)]
+    named = [ROOT / "config.yaml", *map(Path, a.configfile)]  # the files an error names (with the papers')
     config: dict = {}
-    for f in files_read:  # merged as Snakemake merges --configfile overlays
+    for f in files_read:
         if not f.exists():
             print(f"recipe_signal: config file {f} does not exist", file=sys.stderr)
             return 2
@@ -122,8 +132,9 @@ def main(argv: list[str] | None = None) -> int:
         update_config(config, yaml.safe_load(f.read_text()) or {})
     for group, name in (("training", a.recipe), ("datasets", a.dataset), ("models", a.model)):
         if name not in config.get(group, {}):
-            print(f"recipe_signal: {group} {name!r} is not in {', '.join(map(str, files_read))}", file=sys.stderr)
-            return 2
+            return fail(f"{group} {name!r} is not in {', '.join(map(str, named))} or a paper's study.yaml")
+    if a.scenario not in config.get("scenarios", {}):
+        return fail(f"scenario {a.scenario!r} is not in {', '.join(map(str, named))} or a paper's study.yaml")
     reported = sorted(n for n, st in config.get("studies", {}).items() if a.scenario in st.get("scenarios", []))
     if reported:
         print(f"recipe_signal: scenario {a.scenario!r} is reported by {', '.join(reported)}; judge a recipe on a "
@@ -133,8 +144,8 @@ def main(argv: list[str] | None = None) -> int:
     files = [d / "data.npz", d / "split.json", d / "forget" / f"{a.scenario}.json"]
     for f in files:
         if not f.exists():
-            print(f"recipe_signal: {f} is missing; make it with: snakemake --cores 1 {f}", file=sys.stderr)
-            return 2
+            overlays = "".join(f" --configfile {c}" for c in a.configfile)
+            return fail(f"{f} is missing; make it with: snakemake --cores 1{overlays} -- {f}")
     export(config.get("numerics", "portable"), threads=1)  # before the workers import torch / numpy
     jobs = [(str(files[0]), str(files[1]), str(files[2]), config["datasets"][a.dataset], config["models"][a.model],
              config["training"][a.recipe], e, s) for e in a.epochs for s in a.seeds]
@@ -154,7 +165,6 @@ def main(argv: list[str] | None = None) -> int:
               "machine": machine(),
               "load_before": [round(v, 2) for v in load], "wall_s": round(time.perf_counter() - t0, 1),
               "numerics": config.get("numerics", "portable"), "date": time.strftime("%Y-%m-%d %H:%M")}
-    out = Path(a.out or ROOT / "benchmarks" / "out" / f"recipe_{a.recipe}.json")
     out.write_text(json.dumps(record, indent=1) + "\n")
     for row in rows:
         print(json.dumps(row))

@@ -45,7 +45,7 @@ def test_an_unknown_recipe_is_one_line(tmp_path, capsys):
     code = _module().main(["--results", str(tmp_path), "--recipe", "nope", "--dataset", "fashion", "--model",
                            "resnet20", "--scenario", "s", "--seeds", "1", "--epochs", "1"])
     err = capsys.readouterr().err.strip().splitlines()
-    assert code == 2 and err == [f"recipe_signal: training 'nope' is not in {REPO / 'config.yaml'}"]
+    assert code == 2 and err == [f"recipe_signal: training 'nope' is not in {REPO / 'config.yaml'} or a paper's study.yaml"]
 
 
 def test_a_reported_scenario_is_refused(tmp_path, capsys):
@@ -53,4 +53,23 @@ def test_a_reported_scenario_is_refused(tmp_path, capsys):
                            "--recipe", "fashion20", "--dataset", "fashion", "--model", "resnet20",
                            "--scenario", "clue_class2", "--seeds", "100", "--epochs", "1"])
     err = capsys.readouterr().err.strip().splitlines()
-    assert code == 2 and len(err) == 1 and "reported by clue_table3_real" in err[0]
+    assert code == 2 and len(err) == 1 and "is reported by" in err[0] and "clue_table3_real" in err[0]
+    # without the overlay too: the digits tier's studies report it (every paper's study.yaml is read)
+    assert _module().main(["--results", str(tmp_path), "--recipe", "fashion", "--dataset", "fashion", "--model",
+                           "resnet20", "--scenario", "clue_class2", "--seeds", "100", "--epochs", "1"]) == 2
+    assert "is reported by clue_table1" in capsys.readouterr().err
+
+
+def test_bad_numbers_an_unknown_scenario_and_a_missing_out_directory_are_one_line_each(tmp_path, capsys):
+    base = ["--results", str(tmp_path), "--recipe", "fashion", "--dataset", "fashion", "--model", "resnet20",
+            "--seeds", "100"]
+    cases = [(["--scenario", "clue_tune_class5", "--epochs", "0"], "--epochs and --cores"),
+             (["--scenario", "clue_tune_class5", "--epochs", "1", "--cores", "0"], "--epochs and --cores"),
+             (["--scenario", "no_such_scenario", "--epochs", "1"], "scenario 'no_such_scenario' is not in"),
+             (["--scenario", "clue_tune_class5", "--epochs", "1", "--out", str(tmp_path / "no" / "r.json")],
+              "does not exist")]
+    for extra, needle in cases:
+        assert _module().main(base + extra) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and needle in err[0], (extra, err)
+    assert list(tmp_path.iterdir()) == []
