@@ -114,6 +114,7 @@ def main(argv: list[str] | None = None) -> int:
     from bench_pipeline import machine
     from unlearnbench.configfile import check_config_file
     from unlearnbench.errors import UserError
+    from unlearnbench.studies import study_setups
 
     # what the Snakefile loads: config.yaml, every paper's study.yaml, then the command line's overlays
     papers = sorted((ROOT / "workflow" / "papers").glob("*/study.yaml"))
@@ -135,10 +136,13 @@ def main(argv: list[str] | None = None) -> int:
             return fail(f"{group} {name!r} is not in {', '.join(map(str, named))} or a paper's study.yaml")
     if a.scenario not in config.get("scenarios", {}):
         return fail(f"scenario {a.scenario!r} is not in {', '.join(map(str, named))} or a paper's study.yaml")
-    reported = sorted(n for n, st in config.get("studies", {}).items() if a.scenario in st.get("scenarios", []))
+    # a scenario some study reports on this dataset (any seed) is no tuning cell; the same forget
+    # scenario reported on another dataset (the digits tier's per-class figure) is another cell
+    reported = sorted(n for n, st in config.get("studies", {}).items() if a.scenario in st.get("scenarios", [])
+                      and any(s["dataset"] == a.dataset for s in study_setups(st)))
     if reported:
-        print(f"recipe_signal: scenario {a.scenario!r} is reported by {', '.join(reported)}; judge a recipe on a "
-              "tuning cell's scenario", file=sys.stderr)
+        print(f"recipe_signal: scenario {a.scenario!r} on {a.dataset!r} is reported by {', '.join(reported)}; judge "
+              "a recipe on a tuning cell's scenario", file=sys.stderr)
         return 2
     d = Path(a.results) / "data" / a.dataset
     files = [d / "data.npz", d / "split.json", d / "forget" / f"{a.scenario}.json"]

@@ -53,11 +53,17 @@ def test_a_reported_scenario_is_refused(tmp_path, capsys):
                            "--recipe", "fashion20", "--dataset", "fashion", "--model", "resnet20",
                            "--scenario", "clue_class2", "--seeds", "100", "--epochs", "1"])
     err = capsys.readouterr().err.strip().splitlines()
-    assert code == 2 and len(err) == 1 and "is reported by" in err[0] and "clue_table3_real" in err[0]
-    # without the overlay too: the digits tier's studies report it (every paper's study.yaml is read)
+    assert code == 2 and len(err) == 1 and "on 'fashion' is reported by" in err[0] and "clue_table3_real" in err[0]
+    # the digits tier's studies (every paper's study.yaml is read) report it on digits: refused there ...
+    assert _module().main(["--results", str(tmp_path), "--recipe", "fashion", "--dataset", "digits", "--model",
+                           "resnet20", "--scenario", "clue_class2", "--seeds", "100", "--epochs", "1"]) == 2
+    assert "on 'digits' is reported by clue_table1" in capsys.readouterr().err
+    # ... while on Fashion-MNIST without the real overlay nothing reports it: the guard lets it through
+    # (to the next check, the missing data files)
     assert _module().main(["--results", str(tmp_path), "--recipe", "fashion", "--dataset", "fashion", "--model",
                            "resnet20", "--scenario", "clue_class2", "--seeds", "100", "--epochs", "1"]) == 2
-    assert "is reported by clue_table1" in capsys.readouterr().err
+    assert "is reported by" not in (err := capsys.readouterr().err) and "data.npz" in err
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_bad_numbers_an_unknown_scenario_and_a_missing_out_directory_are_one_line_each(tmp_path, capsys):
