@@ -159,6 +159,9 @@ def ledger(paper: str) -> str:
             f"`*_paper` rows, tuned = the locked values per tuning entry.*\n\n" + body + "\n")
 
 
+ATTACK_LABELS = {"svc": "SVC", "entropy_lr": "entropy-LR", "prob_lr": "prob-LR"}
+
+
 def recipe(name: str) -> str:
     path = OUT / f"recipe_{name}.json"
     if not path.exists():
@@ -167,19 +170,20 @@ def recipe(name: str) -> str:
     if "commit" not in r:
         raise SystemExit(f"readme_tables: {path} names no commit; run benchmarks/recipe_signal.py --recipe {name} again")
     m, bars = r["machine"], r["bars"]
+    attack = ATTACK_LABELS.get(r.get("attack", "svc"), r.get("attack"))  # records before --attack: SVC
     tree = "" if r.get("tree_clean", True) else " with uncommitted changes"
     out = [f"*Generated from `benchmarks/recipe_signal.py` at commit {r['commit']}{tree} ({r['date']}): {m['cpu']}, "
            f"{m['cpu_count']} cores, load average before the run {', '.join(f'{v:.2f}' for v in r['load_before'])} "
            f"(1, 5, 15 min), numerics {r['numerics']}, {len(r['runs'])} originals in {r['wall_s']:.0f} s. Recipe "
            f"`{r['recipe']}`, {r['model']} on `{r['dataset']}`, tuning cell `{r['scenario']}`, seeds {r['seeds']}; judged "
            f"on the {r['judged_on']}.*\n",
-           f"| epochs | n | s per original | validation accuracy, all classes (mean ± std) | SVC signal, lowest seed "
-           f"| best attack, lowest seed | every seed ≥ {bars['attack_signal']:.2f} (SVC) and ≥ {bars['accuracy']:.0f} % |",
+           f"| epochs | n | s per original | validation accuracy, all classes (mean ± std) | {attack} signal, lowest seed "
+           f"| best attack, lowest seed | every seed ≥ {bars['attack_signal']:.2f} ({attack}) and ≥ {bars['accuracy']:.0f} % |",
            "|---|---|---|---|---|---|---|"]
     for row in r["summary"]:
         acc, sd = row["val_acc_all"]
         out.append(f"| {row['epochs']} | {row['n']} | {row['train_seconds_mean']:.0f} | {acc:.2f} ± {sd:.2f} | "
-                   f"{row['svc_min']:.3f} | {row['best_attack_min']:.3f} | {'yes' if row['meets'] else 'no'} |")
+                   f"{row.get('attack_min', row.get('svc_min')):.3f} | {row['best_attack_min']:.3f} | {'yes' if row['meets'] else 'no'} |")
     return "\n".join(out) + "\n"
 
 

@@ -71,7 +71,9 @@ def one_run(args: tuple) -> dict:
             "attack_bacc": {k: round(v, 4) for k, v in attacks.items()}}
 
 
-def summarise(runs: list[dict]) -> list[dict]:
+def summarise(runs: list[dict], attack: str = "svc") -> list[dict]:
+    """Per epochs: n, seconds, validation accuracy, and `attack`'s (the one the page reports) lowest
+    seed; a count meets the bars when every seed clears both."""
     import numpy as np
 
     rows = []
@@ -81,8 +83,8 @@ def summarise(runs: list[dict]) -> list[dict]:
         row = {"epochs": e, "n": len(rs), "train_seconds_mean": round(float(np.mean([r["train_seconds"] for r in rs])), 1),
                "val_acc_all": [round(float(np.mean([r["val_acc_all"] for r in rs])), 2),
                                round(float(np.std([r["val_acc_all"] for r in rs], ddof=1)) if len(rs) > 1 else 0.0, 2)],
-               "svc_min": min(r["attack_bacc"]["svc"] for r in rs), "best_attack_min": min(best)}
-        row["meets"] = bool(row["svc_min"] >= SIGNAL and min(r["val_acc_all"] for r in rs) >= ACCURACY)
+               "attack_min": min(r["attack_bacc"][attack] for r in rs), "best_attack_min": min(best)}
+        row["meets"] = bool(row["attack_min"] >= SIGNAL and min(r["val_acc_all"] for r in rs) >= ACCURACY)
         rows.append(row)
     return rows
 
@@ -98,6 +100,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--scenario", required=True, help="a tuning cell's scenario (never a reported one)")
     ap.add_argument("--seeds", type=int, nargs="+", required=True)
     ap.add_argument("--epochs", type=int, nargs="+", required=True)
+    ap.add_argument("--attack", default="svc",
+                    help="the attack that judges the recipe: the one the page's table reports (MuGAN: entropy_lr)")
     ap.add_argument("--cores", type=int, default=os.cpu_count() or 1)
     ap.add_argument("--out", default=None, help="record (default benchmarks/out/recipe_<recipe>.json)")
     a = ap.parse_args(argv)
@@ -151,6 +155,10 @@ def main(argv: list[str] | None = None) -> int:
             overlays = "".join(f" --configfile {c}" for c in a.configfile)
             return fail(f"{f} is missing; make it with: snakemake --cores 1{overlays} -- {f}")
     export(config.get("numerics", "portable"), threads=1)  # before the workers import torch / numpy
+    from unlearnbench.metrics.mia import ATTACKS  # numpy, scipy, scikit-learn: only after export
+
+    if a.attack not in ATTACKS:
+        return fail(f"--attack {a.attack!r} is not an attack; use one of {', '.join(ATTACKS)}")
     jobs = [(str(files[0]), str(files[1]), str(files[2]), config["datasets"][a.dataset], config["models"][a.model],
              config["training"][a.recipe], e, s) for e in a.epochs for s in a.seeds]
     git = lambda *cmd: subprocess.run(["git", "-C", str(ROOT), *cmd], capture_output=True, text=True).stdout.strip()
@@ -162,8 +170,8 @@ def main(argv: list[str] | None = None) -> int:
         for r in pool.map(one_run, jobs):
             print(json.dumps(r), flush=True)
             runs.append(r)
-    rows = summarise(runs)
-    record = {**code, "recipe": a.recipe, "configfiles": [str(f.relative_to(ROOT)) if f.is_relative_to(ROOT) else str(f) for f in files_read], "dataset": a.dataset, "model": a.model, "scenario": a.scenario, "seeds": a.seeds,
+    rows = summarise(runs, a.attack)
+    record = {**code, "recipe": a.recipe, "attack": a.attack, "configfiles": [str(f.relative_to(ROOT)) if f.is_relative_to(ROOT) else str(f) for f in files_read], "dataset": a.dataset, "model": a.model, "scenario": a.scenario, "seeds": a.seeds,
               "judged_on": "validation split: accuracy; attacks with retain members vs retained-class validation non-members",
               "bars": {"attack_signal": SIGNAL, "accuracy": ACCURACY}, "summary": rows, "runs": runs,
               "machine": machine(),

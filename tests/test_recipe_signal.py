@@ -2,6 +2,7 @@
 validation data; a recipe passes only when every seed clears the attack and accuracy bars."""
 
 import importlib.util
+import os
 import sys
 
 from conftest import REPO
@@ -27,8 +28,34 @@ def test_a_recipe_meets_the_bars_only_when_every_seed_does():
             _run(25, 0, 0.64, 87.9), _run(25, 1, 0.65, 89.0)]  # one seed under on accuracy
     rows = {r["epochs"]: r for r in mod.summarise(runs)}
     assert [rows[e]["meets"] for e in (15, 20, 25)] == [False, True, False]
-    assert rows[15]["svc_min"] == 0.59 and rows[15]["best_attack_min"] == 0.61
+    assert rows[15]["attack_min"] == 0.59 and rows[15]["best_attack_min"] == 0.61
     assert rows[20]["n"] == 2 and rows[20]["val_acc_all"] == [88.75, 0.35]
+
+
+def test_the_judging_attack_is_the_one_named():
+    mod = _module()
+    runs = [{**_run(30, s, 0.62, 89.0), "attack_bacc": {"svc": 0.62, "entropy_lr": e}} for s, e in ((0, 0.61), (1, 0.58))]
+    assert mod.summarise(runs)[0]["meets"] is True  # SVC clears 0.60 on both seeds
+    row = mod.summarise(runs, "entropy_lr")[0]
+    assert row["meets"] is False and row["attack_min"] == 0.58 and row["best_attack_min"] == 0.62
+
+
+def test_an_unknown_attack_is_one_line_and_writes_nothing(tmp_path, capsys, monkeypatch):
+    from unlearnbench.infra import numerics
+
+    for k in (*numerics.PORTABLE_ENV, *numerics.THREAD_VARS):  # main() exports the numerics mode: undone after
+        monkeypatch.setenv(k, os.environ[k]) if k in os.environ else monkeypatch.delenv(k, raising=False)
+    out = tmp_path / "rec.json"
+    data = tmp_path / "data" / "fashion"
+    (data / "forget").mkdir(parents=True)
+    for f in ("data.npz", "split.json", "forget/clue_tune_class5.json"):
+        (data / f).write_text("")
+    code = _module().main(["--results", str(tmp_path), "--recipe", "fashion", "--dataset", "fashion", "--model",
+                           "resnet20", "--scenario", "clue_tune_class5", "--seeds", "100", "--epochs", "1",
+                           "--attack", "nope", "--out", str(out)])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1 and "--attack 'nope' is not an attack" in err[0] and "entropy_lr" in err[0]
+    assert not out.exists()
 
 
 def test_missing_data_names_the_target_that_makes_it_and_writes_nothing(tmp_path, capsys):
