@@ -41,10 +41,7 @@ def test_the_judging_attack_is_the_one_named():
 
 
 def test_an_unknown_attack_is_one_line_and_writes_nothing(tmp_path, capsys, monkeypatch):
-    from unlearnbench.infra import numerics
-
-    for k in (*numerics.PORTABLE_ENV, *numerics.THREAD_VARS):  # main() exports the numerics mode: undone after
-        monkeypatch.setenv(k, os.environ[k]) if k in os.environ else monkeypatch.delenv(k, raising=False)
+    monkeypatch.setattr(os, "environ", dict(os.environ))  # main() exports the numerics mode: into a copy
     out = tmp_path / "rec.json"
     data = tmp_path / "data" / "fashion"
     (data / "forget").mkdir(parents=True)
