@@ -15,7 +15,7 @@ from conftest import REPO, run_snakemake
 pytestmark = pytest.mark.integration
 
 PAPERS = sorted(p.parent.name for p in (REPO / "workflow" / "papers").glob("*/real.yaml"))
-PAPER_SEEDS = {"dau": 5}  # the paper's own seed count where it used more than 3
+PAPER_SEEDS = {"dau": 5, "mugan": 5}  # the paper's own seed count where it used more than 3 (MuGAN: "five trials")
 SAMPLE = REPO / "tests" / "data" / "fashion-mnist-sample"
 
 
