@@ -105,6 +105,16 @@ START_UP_CASES = [
      "studies.tiny: metric ain_epochs needs a relearn extra that measures epochs"),
     ("relearn metric without a relearn extra", study(metrics=["acc_forget", "relearn_steps"]),
      "studies.tiny: metric relearn_steps needs a relearn extra that measures steps"),
+    ("noise floor naming a method", study(noise_floor="finetune"),
+     "studies.tiny.noise_floor: 'finetune' is not a retrain instance with replica >= 1"),
+    ("noise-floor seed cycle missing a seed",
+     lambda c: (c["methods"].update(xs={"method": "retrain", "replica": 1, "seed_cycle": [0, 1]}),
+                c["studies"]["tiny"].update(seeds=[0, 2], noise_floor="xs")),
+     "studies.tiny: seed 2 is not in methods.xs.seed_cycle [0, 1]"),
+    ("seed cycle on the gold retrain", lambda c: c["methods"].update(xs={"method": "retrain", "seed_cycle": [0, 1]}),
+     "method 'retrain': seed_cycle makes a noise-floor row; give it with replica: 1"),
+    ("seed cycle of one seed", lambda c: c["methods"].update(xs={"method": "retrain", "replica": 1, "seed_cycle": [3]}),
+     "method 'retrain': seed_cycle must list two or more distinct integer seeds, got [3]"),
 ]
 
 

@@ -154,7 +154,8 @@ def checkpoint_of(w):
     if m.name == "original":
         return run_path(os.path.join(MODEL_DIR, "original.safetensors"), w)
     if m.name == "retrain":
-        return retrain_ckpt(w, m.hp["replica"])
+        partner = m.partner_seed(int(w["seed"]))  # a seed_cycle noise floor: another seed's gold model
+        return retrain_ckpt(w, m.hp["replica"]) if partner is None else retrain_ckpt({**dict(w), "seed": partner})
     return run_path(os.path.join(RUN_DIR, "model.safetensors"), w)
 
 
@@ -262,7 +263,8 @@ def study_run_records(study):
     recs = []
     for r in study_runs(config, study):
         m = method_of(r["method"])
-        recs.append({**r, "method_name": m.name, "replica": m.hp.get("replica", 0), "access": m.access().label,
+        cycle = {"seed_cycle": m.hp["seed_cycle"]} if m.hp.get("seed_cycle") else {}  # the caption names it
+        recs.append({**r, **cycle, "method_name": m.name, "replica": m.hp.get("replica", 0), "access": m.access().label,
                      "files": run_files(study, r),
                      "cost_files": run_cost_files(r, config["studies"][study].get("timing_repeats", 1)),
                      "unlearn_info": None if m.kind == "reference" else run_path(os.path.join(RUN_DIR, "unlearn.json"), r)})

@@ -213,7 +213,12 @@ def check_config(config: dict[str, Any]) -> None:
                 if cls.kind != "reference" and scen["type"] not in cls.supports:
                     raise UserError(f"{where}: method {m} does not support {scen['type']} forgetting (scenario {sc})")
         if s.get("noise_floor", True):
-            noise_floor_method(config, study)
+            floor = noise_floor_method(config, study)
+            cycle = config["methods"][floor].get("seed_cycle") or []
+            missing = [x for x in s["seeds"] if x not in cycle]
+            if cycle and missing:
+                raise UserError(f"{where}: seed {missing[0]} is not in methods.{floor}.seed_cycle {cycle} "
+                                "(the noise-floor row reads the next seed's retrain): list every seed of the study there")
         _check_relearn_definitions(config, study, s)
     for name, t in config.get("tuning", {}).items():  # add_tuning_trials checked the names it uses
         for st in [t, *t.get("also_for", [])]:

@@ -9,9 +9,17 @@ from .errors import UserError
 
 
 def noise_floor_method(config: dict[str, Any], study: str) -> str:
-    """The independent-retrain instance added to a study (retrain vs retrain: the gold standard's noise)."""
+    """The independent-retrain instance added to a study (retrain vs retrain: the gold standard's noise):
+    the one its `noise_floor` names, else the first trained one (retrain, replica >= 1, no seed_cycle)."""
+    named = config["studies"][study].get("noise_floor", True)
+    if isinstance(named, str):
+        spec = config["methods"].get(named)
+        if spec is None or spec.get("method") != "retrain" or not spec.get("replica"):
+            raise UserError(f"studies.{study}.noise_floor: {named!r} is not a retrain instance with replica >= 1, "
+                            f"e.g. methods.{named}: {{method: retrain, replica: 1}}")
+        return named
     for name, spec in config["methods"].items():
-        if spec["method"] == "retrain" and spec.get("replica", 0):
+        if spec["method"] == "retrain" and spec.get("replica", 0) and not spec.get("seed_cycle"):
             return name
     raise UserError(f"studies.{study}: the noise-floor row needs a second retrain instance, e.g. "
                     "methods.retrain_indep: {method: retrain, replica: 1}; or set noise_floor: false")

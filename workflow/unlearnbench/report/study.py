@@ -56,8 +56,18 @@ def study_title(name: str, study: dict[str, Any], datasets: dict[str, Any]) -> s
     return f"{study.get('title', name)} — {', '.join(data)}: {', '.join(models)}"
 
 
+def floor_text(records: list[dict[str, Any]]) -> str:
+    """What the study's noise-floor row is: a second trained retrain, or another seed's gold retrain."""
+    cycles = {r["method"]: r["seed_cycle"] for r in records if r.get("seed_cycle")}
+    if not cycles:
+        return "retrain_indep = a second, independently trained retrain (the gold standard's noise floor). "
+    return "; ".join(f"{m} = the retrain of the next seed of {c} (cyclic: an independently trained gold model of "
+                     "the same request, the gold standard's noise floor, at no extra training)"
+                     for m, c in cycles.items()) + ". "
+
+
 def study_caption(name: str, study: dict[str, Any], datasets: dict[str, Any], n_seeds: int, metrics: list[str],
-                  machines: list[str]) -> str:
+                  machines: list[str], floor: str = floor_text([])) -> str:
     parts = []
     for st in study_setups(study):
         ds = datasets[st["dataset"]]
@@ -70,7 +80,7 @@ def study_caption(name: str, study: dict[str, Any], datasets: dict[str, Any], n_
             f"Avg. gap = per-seed mean of Δ over {', '.join(metrics)}, mean ± std [95 % t-interval]; "
             f"'signal' after an MIA score = the attack's own balanced accuracy (LiRA: AUC) on held-out shadow data; "
             f"accuracies and MIA in %; UA convention: {study.get('ua', 'accuracy')}; "
-            f"retrain_indep = a second, independently trained retrain (the gold standard's noise floor). "
+            f"{floor}"
             f"Time = the run's step plus every artefact it consumed (Step = the unlearning step alone), "
             f"speed-up = retrain time / time; measured on {'; '.join(machines) or 'unknown'}.")
 
@@ -88,7 +98,8 @@ def write_study_report(name: str, study: dict[str, Any], runs: list[dict[str, An
     write_csv(out_csv, tidy)
     write_csv(out_cost, cost)
     title = study_title(name, study, datasets)
-    caption = study_caption(name, study, datasets, len(study["seeds"]), gap_metrics, cost.attrs.get("machines", []))
+    caption = study_caption(name, study, datasets, len(study["seeds"]), gap_metrics, cost.attrs.get("machines", []),
+                            floor_text(records))
     wide, notes = display_frame(tidy, cost, metrics, study.get("ua", "accuracy"))
 
     notes = notes + [footer()]
