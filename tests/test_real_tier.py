@@ -36,6 +36,7 @@ def test_the_real_overlay_keeps_the_protocol(paper):
             text = (REPO / "workflow" / "papers" / paper / "real.yaml").read_text()
             assert f"the paper used {PAPER_SEEDS[paper]}" in text, name
         assert "fashion" in str(study["scaled"]["for"]), name  # a study says what was scaled for its data
+        assert study.get("noise_floor", True), name  # the protocol keeps its noise-floor row
     for name, t in cfg["tuning"].items():
         assert t["dataset"] == "fashion" and not set(t["seed"]) & {s for st in cfg["studies"].values() for s in st["seeds"]}
     assert entry["claims"] and all(c["study"] in entry["studies"] for c in entry["claims"])
