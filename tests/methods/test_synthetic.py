@@ -128,7 +128,39 @@ def test_min_fill_keeps_a_rarely_accepted_class_short_and_fails_below_it():
         make_synthetic(model, gens, "gan", 10, {**s, "min_fill": 0.9}, 0, CPU)
     assert "class 4" in str(e.value) and "min_fill 0.9" in str(e.value) and "\n" not in str(e.value)
     with pytest.raises(UserError):
-        make_synthetic(model, gens, "gan", 10, {**s, "min_fill": 0.0}, 0, CPU)
+        make_synthetic(model, gens, "gan", 10, {**s, "min_fill": -0.1}, 0, CPU)
+
+
+def test_min_fill_zero_leaves_a_class_the_generators_never_make_empty():
+    """min_fill 0: no floor; a class no draw lands on is left empty and recorded, the others fill."""
+    model = Brightness()
+    gens = [LevelGenerator(c, noise=0.05) for c in range(9)] + [LevelGenerator(2, noise=0.0)]  # never class 9
+    s = {"samples_per_class": 40, "max_draw_factor": 5.0, "sample_batch": 16}
+    with pytest.raises(UserError) as e:
+        make_synthetic(model, gens, "gan", 10, {**s, "min_fill": 0.05}, 0, CPU)
+    assert "class 9" in str(e.value) and "\n" not in str(e.value)
+    a, info = make_synthetic(model, gens, "gan", 10, {**s, "min_fill": 0.0}, 0, CPU)
+    assert np.bincount(a["y"], minlength=10).tolist() == [40] * 9 + [0]
+    row = info["per_class"][9]
+    assert row["kept"] == 0 and row["short"] == 40 and row["drawn"] == 200 and a["accept_rate"][9] == 0.0
+
+
+def test_min_fill_zero_lets_an_ensemble_leave_a_class_empty():
+    """The inversion ensemble with no member that makes class 9 (the real tier's seed 3): an error at any
+    floor > 0, an empty recorded class at min_fill 0."""
+    class Member(nn.Module):  # conditional stand-in: brightness of the conditioned class, 9 drawn as 8
+        noise_dim = 2
+
+        def forward(self, labels, z):
+            return (labels.argmax(1).clamp(max=8).float() / 9).view(-1, 1, 1, 1).expand(-1, 1, 8, 8).contiguous()
+
+    s = {"samples_per_class": 10, "max_draw_factor": 2.0, "sample_batch": 8}
+    with pytest.raises(UserError) as e:
+        make_synthetic(Brightness(), [Member(), Member()], "inversion", 10, {**s, "min_fill": 0.1}, 0, CPU)
+    assert "class 9" in str(e.value) and "min_fill 0.1" in str(e.value)
+    a, info = make_synthetic(Brightness(), [Member(), Member()], "inversion", 10, {**s, "min_fill": 0.0}, 0, CPU)
+    assert np.bincount(a["y"], minlength=10).tolist() == [10] * 9 + [0]
+    assert info["per_class"][9]["kept"] == 0 and info["per_class"][9]["short"] == 10
 
 
 def test_ensemble_shares_each_class_between_members():

@@ -60,7 +60,7 @@ UNLEARN_DEFAULTS = {
 UNLEARN_CHECKS = {"temperature": gt(0), "forget_batch_size": ge(1), "retain_batch_size": ge(1),
                   "random_input": one_of(*RANDOM_INPUTS)}
 SAMPLE_CHECKS = {"samples_per_class": ge(1), "max_draw_factor": ge(1), "sample_batch": ge(1),
-                 "min_fill": between(0, 1, low_open=True)}
+                 "min_fill": between(0, 1)}
 
 
 def dataset_classes(spec: dict) -> int:
@@ -187,7 +187,7 @@ class MuGAN(UnlearningMethod):
         "samples_per_class": 2500,  # paper (Sec. 4.4; Tables 7-8 sweep 100..10000)
         "max_draw_factor": 20.0,  # choice: at most this many draws per kept sample and class
         "sample_batch": 128,      # code (draws of 128)
-        "min_fill": 1.0,          # choice: every class full; < 1 keeps a class the model rarely accepts short
+        "min_fill": 1.0,          # choice: every class full; < 1 keeps a rarely accepted class short, 0 even empty
         **UNLEARN_DEFAULTS,
     }
     checks = {"gan_z_dim": ge(1), "gan_g_width": ge(1), "gan_d_width": ge(1), "gan_batch_size": ge(2),

@@ -6,7 +6,8 @@ filter, the reference code's `generate_image_from_class`), until `samples_per_cl
 class are kept. Per class at most `max_draw_factor * samples_per_class` images are drawn; a class
 that cannot be filled raises a UserError naming it, unless `min_fill` < 1: then a class that kept at
 least ceil(min_fill * samples_per_class) images is kept short (its `kept` and `short` counts are in
-the info JSON) and only one below that fails. The ensemble shares each class's quota between
+the info JSON) and only one below that fails; `min_fill` 0 sets no floor (a class the generators
+never produce is left empty, as thesis sampling leaves it, and recorded). The ensemble shares each class's quota between
 its members (equal shares, the remainder to the first members; a member that falls short hands
 the shortfall on to the next members, what the last one misses goes round the ensemble once more,
 and the class fails only if the whole ensemble does). Generators sample in eval mode (BN
@@ -128,10 +129,10 @@ def make_synthetic(model: torch.nn.Module, generators: list, kind: str, num_clas
     s = {k: settings[k] for k in SAMPLE_KEYS if k != "min_fill"}
     s["min_fill"] = float(settings.get("min_fill", 1.0))  # 1: every class full (the default)
     need, factor, batch = int(s["samples_per_class"]), float(s["max_draw_factor"]), int(s["sample_batch"])
-    if need < 1 or factor < 1 or batch < 1 or not 0 < s["min_fill"] <= 1:
+    if need < 1 or factor < 1 or batch < 1 or not 0 <= s["min_fill"] <= 1:
         raise UserError(f"synthetic data: samples_per_class, sample_batch must be >= 1, max_draw_factor >= 1 and "
-                        f"0 < min_fill <= 1, got {s}")
-    least = int(np.ceil(s["min_fill"] * need))  # a class keeping fewer fails
+                        f"0 <= min_fill <= 1, got {s}")
+    least = int(np.ceil(s["min_fill"] * need))  # a class keeping fewer fails (0: none does)
     if kind not in KINDS:
         raise UserError(f"synthetic data: kind must be gan or inversion, got {kind!r}")
     xs, ys, src, per_class = [], [], [], []
