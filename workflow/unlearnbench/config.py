@@ -23,7 +23,7 @@ from .methods import create_method
 from .metrics.cost import DEFINITIONS, relearn_settings
 from .models import list_models, model_arguments
 from .report.figures import figure_reads, list_kinds
-from .studies import figure_runs, noise_floor_method, study_setups
+from .studies import figure_runs, noise_floor_method, study_methods, study_setups
 
 
 def format_validation_error(exc: BaseException) -> str:
@@ -212,12 +212,11 @@ def check_config(config: dict[str, Any]) -> None:
                 cls = made[m]
                 if cls.kind != "reference" and scen["type"] not in cls.supports:
                     raise UserError(f"{where}: method {m} does not support {scen['type']} forgetting (scenario {sc})")
-        if s.get("noise_floor", True):
-            floor = noise_floor_method(config, study)
-            cycle = config["methods"][floor].get("seed_cycle") or []
+        for m in study_methods(config, study):  # the floor row, or a seed-cycle row listed by hand
+            cycle = config["methods"][m].get("seed_cycle") or []
             missing = [x for x in s["seeds"] if x not in cycle]
             if cycle and missing:
-                raise UserError(f"{where}: seed {missing[0]} is not in methods.{floor}.seed_cycle {cycle} "
+                raise UserError(f"{where}: seed {missing[0]} is not in methods.{m}.seed_cycle {cycle} "
                                 "(the noise-floor row reads the next seed's retrain): list every seed of the study there")
         _check_relearn_definitions(config, study, s)
     for name, t in config.get("tuning", {}).items():  # add_tuning_trials checked the names it uses

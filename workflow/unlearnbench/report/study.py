@@ -67,7 +67,7 @@ def floor_text(records: list[dict[str, Any]]) -> str:
 
 
 def study_caption(name: str, study: dict[str, Any], datasets: dict[str, Any], n_seeds: int, metrics: list[str],
-                  machines: list[str], floor: str = floor_text([])) -> str:
+                  machines: list[str], floor: str) -> str:
     parts = []
     for st in study_setups(study):
         ds = datasets[st["dataset"]]
