@@ -71,12 +71,15 @@ def cost(names: list[str]) -> str:
            f"{', '.join(sorted({r['commit'] for r in recs}))} ({', '.join(sorted({r['date'] for r in recs}))}), "
            f"{'; '.join(machines)}, numerics {', '.join(sorted({r.get('numerics', 'portable') for r in recs}))}, "
            f"the benchmarks one after another; load = load average (1/5/15 min) before each build.*\n",
-           "| benchmark | jobs | load before | cold (s) | in-job compute (s) | cold ÷ (compute ÷ cores) | all job work (s) "
+           "| benchmark | jobs | load before | cold (s) | in-job compute (s) | of it training (s) | training ÷ cores (s) "
+           "| cold ÷ (compute ÷ cores) | all job work (s) "
            "| cold ÷ (work ÷ cores) | no-op, `bootstrap.py` (s) | no-op, `snakemake` (s) | `snakemake --version` (s) |",
-           "|---|---|---|---|---|---|---|---|---|---|---|"]
+           "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in recs:
+        train = r.get("compute_by_stage_s", {}).get("train", 0.0)  # the floor no scheduling can go under
         out.append(f"| {r['name']} (`{' '.join(r['targets'])}`) | {r['jobs']} | {load(r)} | {r['cold_s']:.0f} | "
-                   f"{r['compute_s']:.0f} | {r['ratio']} | {r['job_work_s']:.0f} | {r['ratio_job_work']} | "
+                   f"{r['compute_s']:.0f} | {train:.0f} | {train / r['cores']:.0f} | {r['ratio']} | "
+                   f"{r['job_work_s']:.0f} | {r['ratio_job_work']} | "
                    f"{r['noop_bootstrap_s']} | {r['noop_s']} | {r['startup_s']} |")
     out += [f"\n{r['name']}: one changed setting of an untuned method (`methods.retrain_indep.replica` 1 → 2) "
             f"rebuilt in {r['changed_s']:.0f} s." for r in recs if r.get("changed_s") is not None]
