@@ -76,9 +76,10 @@ def cost(names: list[str]) -> str:
            "| cold ÷ (work ÷ cores) | no-op, `bootstrap.py` (s) | no-op, `snakemake` (s) | `snakemake --version` (s) |",
            "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in recs:
-        train = r.get("compute_by_stage_s", {}).get("train", 0.0)  # the floor no scheduling can go under
+        train = r.get("compute_by_stage_s", {}).get("train")  # ÷ cores: the floor no schedule goes under
+        train_cols = "– | –" if train is None else f"{train:.0f} | {train / r['cores']:.0f}"
         out.append(f"| {r['name']} (`{' '.join(r['targets'])}`) | {r['jobs']} | {load(r)} | {r['cold_s']:.0f} | "
-                   f"{r['compute_s']:.0f} | {train:.0f} | {train / r['cores']:.0f} | {r['ratio']} | "
+                   f"{r['compute_s']:.0f} | {train_cols} | {r['ratio']} | "
                    f"{r['job_work_s']:.0f} | {r['ratio_job_work']} | "
                    f"{r['noop_bootstrap_s']} | {r['noop_s']} | {r['startup_s']} |")
     out += [f"\n{r['name']}: one changed setting of an untuned method (`methods.retrain_indep.replica` 1 → 2) "
