@@ -23,7 +23,7 @@ from .methods import create_method
 from .metrics.cost import DEFINITIONS, relearn_settings
 from .models import list_models, model_arguments
 from .report.figures import figure_reads, list_kinds
-from .studies import figure_runs, noise_floor_method, study_methods, study_setups
+from .studies import figure_runs, study_methods, study_setups
 
 
 def format_validation_error(exc: BaseException) -> str:
@@ -313,8 +313,7 @@ def check_claims(config: dict[str, Any], paper: str, claims: list[dict[str, Any]
         if c["study"] not in config["papers"][paper]["studies"] or c["study"] not in config["studies"]:
             c["unavailable"] = f"study {c['study']} is not on this page"
             continue
-        spec = config["studies"][c["study"]]
-        rows = list(spec["methods"]) + ([noise_floor_method(config, c["study"])] if spec.get("noise_floor", True) else [])
+        rows = study_methods(config, c["study"])
         missing = [c[r] for r in ("a", "b") if r in c and c[r] not in rows]
         if missing:
             c["unavailable"] = f"row {missing[0]} is not in study {c['study']}"
