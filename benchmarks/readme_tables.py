@@ -6,6 +6,7 @@ A README marks each generated block with one of
 
     <!-- generated: <benchmark> <study> -->      the study's table from that benchmark's cold build
     <!-- generated: cost <benchmark>… -->        the pipeline's own cost, one row per benchmark record
+    <!-- generated: budget <page min> <all min> <benchmark>… -->  those cold builds against a per-page and a total budget
     <!-- generated: numerics -->                 table1 cold in portable and native mode
     <!-- generated: wall -->                     table1 cold with and without the OS wall
     <!-- generated: claims <paper> -->           the paper's claims table from `bench --only <paper>`
@@ -84,6 +85,35 @@ def cost(names: list[str]) -> str:
                    f"{r['noop_bootstrap_s']} | {r['noop_s']} | {r['startup_s']} |")
     out += [f"\n{r['name']}: one changed setting of an untuned method (`methods.retrain_indep.replica` 1 → 2) "
             f"rebuilt in {r['changed_s']:.0f} s." for r in recs if r.get("changed_s") is not None]
+    return "\n".join(out) + "\n"
+
+
+def budget(args: list[str]) -> str:
+    """Each build's cold time against a per-page budget and their sum against a total one (minutes), beside
+    its training ÷ cores: the least wall time any schedule of that build reaches on those cores."""
+    try:
+        page, total, names = float(args[0]), float(args[1]), args[2:]
+    except (IndexError, ValueError):
+        raise SystemExit(f"readme_tables: a budget block reads `budget <page min> <all min> <benchmark>...`, got {args}")
+    recs = [record(n) for n in names]
+
+    def verdict(minutes: float, limit: float) -> str:
+        return "within" if minutes <= limit else f"over ({minutes / limit:.1f}x)"
+
+    out = [f"*Generated from the `bootstrap.py bench` records {', '.join(names)}: each cold build against the "
+           f"{page:g}-min page budget, all of them one after another against {total:g} min; training ÷ cores (the "
+           f"trainings alone, on every core) is the least wall time any schedule of that build reaches on its machine.*\n",
+           "| build | commit | machine | jobs | cold (min) | page budget | training ÷ cores (min) | trainings alone |",
+           "|---|---|---|---|---|---|---|---|"]
+    cold_sum = floor_sum = 0.0
+    for r in recs:
+        cold = r["cold_s"] / 60
+        floor = r.get("compute_by_stage_s", {}).get("train", 0.0) / r["cores"] / 60
+        cold_sum, floor_sum = cold_sum + cold, floor_sum + floor
+        out.append(f"| {r['name']} | {r['commit']} | {r['machine']['cpu']}, {r['cores']} cores | {r['jobs']} | {cold:.1f} | "
+                   f"{verdict(cold, page)} | {floor:.1f} | {verdict(floor, page)} |")
+    out.append(f"| all {len(recs)} | | | {sum(r['jobs'] for r in recs)} | {cold_sum:.1f} | {verdict(cold_sum, total)} "
+               f"(of {total:g}) | {floor_sum:.1f} | {verdict(floor_sum, total)} (of {total:g}) |")
     return "\n".join(out) + "\n"
 
 
@@ -204,6 +234,8 @@ def block(kind: str, args: str) -> str:
         return wall()
     if kind == "cost":
         return cost(args.split())
+    if kind == "budget":
+        return budget(args.split())
     if kind == "numerics":
         return numerics()
     return table(kind, args)
