@@ -102,18 +102,21 @@ def budget(args: list[str]) -> str:
 
     out = [f"*Generated from the `bootstrap.py bench` records {', '.join(names)}: each cold build against the "
            f"{page:g}-min page budget, all of them one after another against {total:g} min; training ÷ cores (the "
-           f"trainings alone, on every core) is the least wall time any schedule of that build reaches on its machine.*\n",
-           "| build | commit | machine | jobs | cold (min) | page budget | training ÷ cores (min) | trainings alone |",
-           "|---|---|---|---|---|---|---|---|"]
-    cold_sum = floor_sum = 0.0
+           f"trainings alone, on every core) is the least wall time any schedule of that build reaches on its machine; "
+           f"unlearning ÷ cores is the unlearning steps' share of the rest (the timing sidecars' `unlearn` stage).*\n",
+           "| build | commit | machine | jobs | cold (min) | page budget | training ÷ cores (min) | trainings alone "
+           "| unlearning ÷ cores (min) |",
+           "|---|---|---|---|---|---|---|---|---|"]
+    cold_sum = floor_sum = unlearn_sum = 0.0
     for r in recs:
+        stages = r.get("compute_by_stage_s", {})
         cold = r["cold_s"] / 60
-        floor = r.get("compute_by_stage_s", {}).get("train", 0.0) / r["cores"] / 60
-        cold_sum, floor_sum = cold_sum + cold, floor_sum + floor
+        floor, unlearn = (stages.get(k, 0.0) / r["cores"] / 60 for k in ("train", "unlearn"))
+        cold_sum, floor_sum, unlearn_sum = cold_sum + cold, floor_sum + floor, unlearn_sum + unlearn
         out.append(f"| {r['name']} | {r['commit']} | {r['machine']['cpu']}, {r['cores']} cores | {r['jobs']} | {cold:.1f} | "
-                   f"{verdict(cold, page)} | {floor:.1f} | {verdict(floor, page)} |")
+                   f"{verdict(cold, page)} | {floor:.1f} | {verdict(floor, page)} | {unlearn:.1f} |")
     out.append(f"| all {len(recs)} | | | {sum(r['jobs'] for r in recs)} | {cold_sum:.1f} | {verdict(cold_sum, total)} "
-               f"(of {total:g}) | {floor_sum:.1f} | {verdict(floor_sum, total)} (of {total:g}) |")
+               f"(of {total:g}) | {floor_sum:.1f} | {verdict(floor_sum, total)} (of {total:g}) | {unlearn_sum:.1f} |")
     return "\n".join(out) + "\n"
 
 

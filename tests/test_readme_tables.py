@@ -117,8 +117,8 @@ def test_a_budget_block_judges_each_cold_build_and_their_sum(tmp_path):
     (tmp_path / "real_b.json").write_text(json.dumps({**_record("real_b", 5400.0),
                                                       "compute_by_stage_s": {"train": 6000.0}}))  # 90 min, floor 50
     text = mod.block("budget", "45 240 real_a real_b")
-    assert "| real_a | abc1234 | AMD EPYC 9R14, 2 cores | 94 | 30.0 | within | 2.1 | within |" in text
-    assert "| real_b | abc1234 | AMD EPYC 9R14, 2 cores | 94 | 90.0 | over (2.0x) | 50.0 | over (1.1x) |" in text
-    assert "| all 2 | | | 188 | 120.0 | within (of 240) | 52.1 | within (of 240) |" in text
+    assert "| real_a | abc1234 | AMD EPYC 9R14, 2 cores | 94 | 30.0 | within | 2.1 | within | 0.4 |" in text
+    assert "| real_b | abc1234 | AMD EPYC 9R14, 2 cores | 94 | 90.0 | over (2.0x) | 50.0 | over (1.1x) | 0.0 |" in text
+    assert "| all 2 | | | 188 | 120.0 | within (of 240) | 52.1 | within (of 240) | 0.4 |" in text
     with pytest.raises(SystemExit, match="budget <page min> <all min>"):
         mod.block("budget", "real_a")
