@@ -90,9 +90,11 @@ def cost(names: list[str]) -> str:
 
 def budget(args: list[str]) -> str:
     """Each build's cold time against a per-page budget and their sum against a total one (minutes), beside
-    its training ÷ cores: the least wall time any schedule of that build reaches on those cores."""
+    its training ÷ cores (the least wall time any schedule of that build reaches) and its unlearning ÷ cores."""
     try:
         page, total, names = float(args[0]), float(args[1]), args[2:]
+        if not names:
+            raise ValueError
     except (IndexError, ValueError):
         raise SystemExit(f"readme_tables: a budget block reads `budget <page min> <all min> <benchmark>...`, got {args}")
     recs = [record(n) for n in names]
