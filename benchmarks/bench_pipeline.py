@@ -38,6 +38,14 @@ segments is not counted; a core left idle at a segment's end is.
 
     python3.11 bootstrap.py bench --real --only dau --until results/runs/fashion/resnet20/fashion/s0/dau_class/dau_real/metrics.json
     python3.11 bootstrap.py bench --real --only dau --resume
+
+A finished build grown by a change that keeps its finished jobs (more seeds) can be measured as one more
+segment: `--extend` runs the changed build in the same work directory, Snakemake reruns only what the
+change touches, and the record's cold_s adds this run to the finished record's segments (its whole cold
+build if it had none). Each segment keeps its own commit, so the record says which pipeline built what;
+the earlier segments' jobs the change made obsolete (say, an evaluation against another seed) stay counted.
+
+    python3.11 bootstrap.py bench --real --only dau --extend
 """
 
 from __future__ import annotations
@@ -112,8 +120,21 @@ def results_listing(work: Path) -> str:
     return hashlib.sha256("\n".join(names).encode()).hexdigest()[:16]
 
 
-def segments_so_far(name: str, out: Path, commit: str, resume: bool) -> list[dict]:
+def finished_segments(name: str, out: Path) -> list[dict]:
+    """A finished build's segments, for --extend: its record's `segments`, or its whole cold build as one."""
+    path, work = out / f"{name}.json", out / f"work_{name}"
+    if not path.exists() or not work.is_dir():
+        sys.exit(f"bench: nothing to extend for {name} ({path} or {work} is missing); build it first without --extend")
+    rec = json.loads(path.read_text())
+    return rec.get("segments") or [{"seconds": rec["cold_s"], "jobs": rec["jobs"], "until": None, "commit": rec["commit"],
+                                    "date": rec["date"], "load_before": rec["load_before"],
+                                    "load_after": rec.get("load_after")}]
+
+
+def segments_so_far(name: str, out: Path, commit: str, resume: bool, extend: bool = False) -> list[dict]:
     """The segments already built of a cold build measured in parts (empty: a fresh build)."""
+    if extend:
+        return finished_segments(name, out)
     partial = out / f"{name}.partial.json"
     if not resume:
         partial.unlink(missing_ok=True)
@@ -134,10 +155,10 @@ def segments_so_far(name: str, out: Path, commit: str, resume: bool) -> list[dic
 
 def bench(name: str, targets: list[str], cores: int, out: Path, change: bool, mode: str = "portable",
           env: dict | None = None, extra: tuple[str, ...] = (), commit: str = "", until: tuple[str, ...] = (),
-          resume: bool = False) -> dict | None:
+          resume: bool = False, extend: bool = False) -> dict | None:
     """One cold build and its measures; with `until`, one segment of it (None: more is to --resume)."""
     work = out / f"work_{name}"
-    segments = segments_so_far(name, out, commit, resume)
+    segments = segments_so_far(name, out, commit, resume, extend)
     if not segments:
         shutil.rmtree(work, ignore_errors=True)
         work.mkdir(parents=True)
@@ -161,6 +182,7 @@ def bench(name: str, targets: list[str], cores: int, out: Path, change: bool, mo
     load0 = segments[0]["load_before"]
     # the cold build's tables, kept apart: the changed-setting run below rewrites results/tables
     if (work / "results" / "tables").is_dir():  # (a claims target writes no table of its own)
+        shutil.rmtree(work / "cold_tables", ignore_errors=True)  # (--extend: the finished build's copy)
         shutil.copytree(work / "results" / "tables", work / "cold_tables")
     compute, by_kind = compute_seconds(work)
     scripts = [json.loads(l) for l in trace.read_text().splitlines()] if trace.exists() else []
@@ -228,9 +250,15 @@ def main() -> None:
                     help="a segment of a cold build: only these files of it and what they need (then --resume)")
     ap.add_argument("--resume", action="store_true",
                     help="go on with a cold build started with --until: the rest, or with --until the next segment")
+    ap.add_argument("--extend", action="store_true",
+                    help="go on from a finished build after a change that keeps its jobs (more seeds): one more segment")
     args = ap.parse_args()
     if (args.until or args.resume) and not (args.only and len(args.only) == 1):
         ap.error("--until / --resume measure one benchmark in segments: name it with --only NAME")
+    if args.extend and (args.until or args.resume):
+        ap.error("--extend adds one last segment to a finished build: no --until or --resume with it")
+    if args.extend and not (args.only and len(args.only) == 1):
+        ap.error("--extend goes on from one finished benchmark: name it with --only NAME")
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     papers = sorted(p.name for p in (REPO / "workflow" / "papers").iterdir() if (p / "study.yaml").exists())
@@ -246,7 +274,8 @@ def main() -> None:
         for p in (args.only or [p for p in papers if (REPO / "workflow" / "papers" / p / "real.yaml").exists()]):
             overlay = REPO / "workflow" / "papers" / p / "real.yaml"
             res = bench(f"real_{p}", headline(f"{p}_real", overlay), args.cores, out, change=False,
-                        extra=(f"--configfile={overlay}",), commit=commit, until=tuple(args.until), resume=args.resume)
+                        extra=(f"--configfile={overlay}",), commit=commit, until=tuple(args.until), resume=args.resume,
+                        extend=args.extend)
             if res is None:
                 continue
             res.update(machine=machine(), commit=commit, date=time.strftime("%Y-%m-%d"),
@@ -256,8 +285,8 @@ def main() -> None:
         return None
     rows = []
     for name in names:
-        res = bench(name, plan[name], args.cores, out, change=name == "table1" and not (args.until or args.resume),
-                    commit=commit, until=tuple(args.until), resume=args.resume)
+        res = bench(name, plan[name], args.cores, out, change=name == "table1" and not (args.until or args.resume or args.extend),
+                    commit=commit, until=tuple(args.until), resume=args.resume, extend=args.extend)
         if res is None:
             continue
         res.update(machine=machine(), commit=commit, date=time.strftime("%Y-%m-%d"))

@@ -73,3 +73,21 @@ def test_a_cold_build_measured_in_segments_sums_them_at_one_commit(tmp_path, mon
         mod.bench("real_p", ["t.md"], 2, tmp_path, change=False, resume=True, **kw)
     one = mod.bench("real_p", ["t.md"], 2, tmp_path, change=False, **kw)  # a build in one go: no segments
     assert one["cold_s"] == 250.0 and "segments" not in one
+
+
+def test_extend_adds_one_segment_to_a_finished_build_and_keeps_its_work(tmp_path, monkeypatch):
+    mod = _module()
+    monkeypatch.setattr(mod, "run", lambda work, cores, targets, *extra, env=None: (
+        60.0, "".join(f"Finished jobid: {i} (Rule: c)\n" for i in (1, 2))))
+    with pytest.raises(SystemExit, match="nothing to extend for real_p"):  # no finished build yet
+        mod.bench("real_p", ["t.md"], 2, tmp_path, change=False, extend=True, extra=("--configfile=x.yaml",), commit="abc1234")
+    work = tmp_path / "work_real_p" / "results" / "models"
+    work.mkdir(parents=True)
+    (work / "a.time.json").write_text(json.dumps({"seconds": 30.0}))  # a job of the finished build
+    (tmp_path / "real_p.json").write_text(json.dumps({"cold_s": 500.0, "jobs": 7, "commit": "abc1234", "date": "2026-12-01",
+                                                      "load_before": [1.0, 1.0, 1.0]}))
+    res = mod.bench("real_p", ["t.md"], 2, tmp_path, change=False, extend=True, extra=("--configfile=x.yaml",),
+                    commit="def5678")
+    assert (work / "a.time.json").exists() and res["compute_s"] == 30.0  # the work directory is kept
+    assert res["cold_s"] == 560.0 and res["jobs"] == 9 and res["load_before"] == [1.0, 1.0, 1.0]
+    assert [(s["seconds"], s["commit"]) for s in res["segments"]] == [(500.0, "abc1234"), (60.0, "def5678")]
