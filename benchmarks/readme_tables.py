@@ -46,7 +46,11 @@ def header(record: dict, extra: str = "") -> str:
         seg = record["segments"]
         times = " + ".join(f"{s['seconds']:.0f}" for s in seg)
         loads = "; ".join(", ".join(f"{v:.2f}" for v in s["load_before"]) for s in seg)
-        extra = f", in {len(seg)} segments of {times} s (load before each: {loads}; the pause between them not counted)" + extra
+        commits = [s.get("commit") for s in seg]
+        at = (f"; built at commits {', '.join(str(c) for c in commits)} (bench --extend: a finished build grown by a "
+              f"change that kept its jobs)") if len(set(commits)) > 1 else ""
+        extra = (f", in {len(seg)} segments of {times} s (load before each: {loads}; the pause between them not "
+                 f"counted{at})") + extra
     return (f"*Generated from the cold build of `{' '.join(record['targets'])}` by `bootstrap.py bench` at commit "
             f"{record['commit']} ({record['date']}): {m['cpu']}, {m['cpu_count']} cores, load average before the run "
             f"{load} (1, 5, 15 min){after}, numerics {record.get('numerics', 'portable')}, {record['cores']} Snakemake cores, "

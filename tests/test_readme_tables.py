@@ -90,6 +90,10 @@ def test_a_cold_build_in_segments_says_so_with_each_segment_s_time_and_load(tmp_
                                                        {"seconds": 5000.0, "load_before": [0.4, 0.5, 0.6]}]}
     h = _module(tmp_path).header(rec)
     assert "9000 s, in 2 segments of 4000 + 5000 s" in h and "0.10, 0.20, 0.30; 0.40, 0.50, 0.60" in h
+    assert "commits" not in h  # segments of one pipeline (no commit recorded, or the same one)
+    for seg, commit in zip(rec["segments"], ("f5caab8", "a79e596")):  # a build grown with bench --extend
+        seg["commit"] = commit
+    assert "built at commits f5caab8, a79e596 (bench --extend" in _module(tmp_path).header(rec)
 
 
 def test_a_recipe_block_shows_every_epoch_count_with_its_machine_and_verdict(tmp_path):
