@@ -125,10 +125,13 @@ def finished_segments(name: str, out: Path) -> list[dict]:
     path, work = out / f"{name}.json", out / f"work_{name}"
     if not path.exists() or not work.is_dir():
         sys.exit(f"bench: nothing to extend for {name} ({path} or {work} is missing); build it first without --extend")
-    rec = json.loads(path.read_text())
-    return rec.get("segments") or [{"seconds": rec["cold_s"], "jobs": rec["jobs"], "until": None, "commit": rec["commit"],
-                                    "date": rec["date"], "load_before": rec["load_before"],
-                                    "load_after": rec.get("load_after")}]
+    try:
+        rec = json.loads(path.read_text())
+        return rec.get("segments") or [{"seconds": rec["cold_s"], "jobs": rec["jobs"], "until": None,
+                                        "commit": rec["commit"], "date": rec["date"],
+                                        "load_before": rec["load_before"], "load_after": rec.get("load_after")}]
+    except (ValueError, KeyError, AttributeError) as err:
+        sys.exit(f"bench: {path} is not a bench record ({type(err).__name__}: {err}); build {name} again without --extend")
 
 
 def segments_so_far(name: str, out: Path, commit: str, resume: bool, extend: bool = False) -> list[dict]:
@@ -253,12 +256,10 @@ def main() -> None:
     ap.add_argument("--extend", action="store_true",
                     help="go on from a finished build after a change that keeps its jobs (more seeds): one more segment")
     args = ap.parse_args()
-    if (args.until or args.resume) and not (args.only and len(args.only) == 1):
-        ap.error("--until / --resume measure one benchmark in segments: name it with --only NAME")
+    if (args.until or args.resume or args.extend) and not (args.only and len(args.only) == 1):
+        ap.error("--until / --resume / --extend measure one benchmark in segments: name it with --only NAME")
     if args.extend and (args.until or args.resume):
         ap.error("--extend adds one last segment to a finished build: no --until or --resume with it")
-    if args.extend and not (args.only and len(args.only) == 1):
-        ap.error("--extend goes on from one finished benchmark: name it with --only NAME")
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     papers = sorted(p.name for p in (REPO / "workflow" / "papers").iterdir() if (p / "study.yaml").exists())

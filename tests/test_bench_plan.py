@@ -83,6 +83,9 @@ def test_extend_adds_one_segment_to_a_finished_build_and_keeps_its_work(tmp_path
         mod.bench("real_p", ["t.md"], 2, tmp_path, change=False, extend=True, extra=("--configfile=x.yaml",), commit="abc1234")
     work = tmp_path / "work_real_p" / "results" / "models"
     work.mkdir(parents=True)
+    (tmp_path / "real_p.json").write_text("{}")
+    with pytest.raises(SystemExit, match="is not a bench record"):  # a damaged record: one line, nothing run
+        mod.bench("real_p", ["t.md"], 2, tmp_path, change=False, extend=True, extra=("--configfile=x.yaml",), commit="abc1234")
     (work / "a.time.json").write_text(json.dumps({"seconds": 30.0}))  # a job of the finished build
     (tmp_path / "real_p.json").write_text(json.dumps({"cold_s": 500.0, "jobs": 7, "commit": "abc1234", "date": "2026-12-01",
                                                       "load_before": [1.0, 1.0, 1.0]}))
